@@ -1,0 +1,70 @@
+"""The contract between sources and collectors.
+
+A collector is a pure function from a `ClusterState` to metric families
+(`prometheus_client.Metric`). It reads snapshots, never calls an API, keeps no
+state, and is table-tested: a state in, exposition text out. The runtime renders
+the exposition once per state change, so a scrape only copies bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from prometheus_client import Metric
+
+from ..sources.cloud.snapshot import CloudSnapshot, CloudTargets
+from ..sources.kube.snapshot import KubeSnapshot
+from ..sources.status import SourceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramData:
+    buckets: tuple[tuple[float, int], ...]  # (upper bound, cumulative count), +Inf last
+    sum: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterStats:
+    """Counters the exporter keeps about itself, copied at render time."""
+
+    cloud_requests: dict[tuple[str, str], int] = field(default_factory=dict)  # (api, code) -> calls
+    cloud_request_durations: dict[str, HistogramData] = field(default_factory=dict)  # api ->
+    cloud_rate_limit_wait: dict[str, float] = field(default_factory=dict)  # api -> seconds
+    kube_watch_restarts: dict[tuple[str, str], int] = field(default_factory=dict)  # (resource, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterSettings:
+    """Settings some collectors need (thresholds that are configuration, not data)."""
+
+    leak_grace_period: float = 900.0
+    terway_namespace: str = "kube-system"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    """Everything the collectors may read, as of `now` (unix seconds)."""
+
+    now: float
+    cloud: CloudSnapshot = field(default_factory=CloudSnapshot)
+    kube: KubeSnapshot = field(default_factory=KubeSnapshot)
+    sources: dict[str, SourceStatus] = field(default_factory=dict)
+    stats: ExporterStats = field(default_factory=ExporterStats)
+    targets: CloudTargets = field(default_factory=CloudTargets)
+    settings: ExporterSettings = field(default_factory=ExporterSettings)
+    kube_enabled: bool = True  # False when the exporter runs without a cluster
+
+
+Collect = Callable[[ClusterState], Iterable[Metric]]
+
+
+@dataclass(frozen=True, slots=True)
+class Collector:
+    """A named collector; `reads` names the parts of the state it depends on, so the
+    runtime re-runs it only when one of them changed ("cloud", "kube", "sources",
+    "stats", "targets")."""
+
+    name: str
+    collect: Collect
+    reads: frozenset[str]

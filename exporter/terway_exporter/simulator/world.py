@@ -1,0 +1,345 @@
+"""The simulated world: one source of truth behind the simulated cloud and Kubernetes APIs.
+
+A scenario file (see docs/scenarios.md) describes a cluster at the level an operator
+thinks of it: vSwitches, security groups, instance types, nodes with their ENIs and
+IPs, plus API-specific extras (`cloud:` faults and stray ENIs, `kubernetes:` objects
+such as ConfigMaps, workloads, events). `load_world` expands it into a `World`; the
+cloud view (`cloud_api.py`) and the Kubernetes view (`kube_api.py`) derive every API
+object from the same `World`, so an ENI the Node CR lists is the ENI
+DescribeNetworkInterfaces returns.
+
+The world is mutable on purpose: time steps (`steps:`) and the scale scenario's churn
+change it while the simulator runs, and both views read it on every request.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import ipaddress
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCENARIO_PACKAGE = "terway_exporter.simulator.scenarios"
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be loaded; the message names the file and field."""
+
+
+@dataclass
+class WorldVSwitch:
+    vswitch_id: str
+    zone_id: str
+    cidr_block: str
+    name: str = ""
+    vpc_id: str = ""
+    # AvailableIpAddressCount; None means: usable addresses minus the IPs the world's ENIs hold.
+    available_ips: int | None = None
+
+
+@dataclass
+class WorldSecurityGroup:
+    security_group_id: str
+    vpc_id: str = ""
+    name: str = ""
+
+
+@dataclass
+class WorldInstanceType:
+    instance_type: str
+    eni_quantity: int
+    ips_per_eni: int
+    ipv6_per_eni: int = 0
+    eni_total_quantity: int = 0
+    trunk_supported: bool = False
+    eri_quantity: int = 0
+
+
+@dataclass
+class WorldIP:
+    ip: str
+    pod_id: str = ""  # "namespace/name" when a pod uses it; "" when idle
+    status: str = "Valid"
+
+
+@dataclass
+class WorldEni:
+    eni_id: str
+    vswitch_id: str
+    zone_id: str
+    instance_id: str = ""  # "" when detached
+    status: str = "InUse"  # ECS status: Available, InUse, Attaching, Detaching, Deleting
+    type: str = "Secondary"  # Primary, Secondary, Trunk
+    creator: str = "terway"  # value of the `creator` tag; "" for no tag
+    ips: list[WorldIP] = field(default_factory=list)
+    created_at: float = 0.0  # unix seconds
+    mac: str = ""
+
+
+@dataclass
+class WorldNode:
+    name: str
+    instance_id: str
+    instance_type: str
+    zone_id: str
+    vswitch_id: str  # the primary ENI's vSwitch
+    primary_ip: str = ""
+    enis: list[WorldEni] = field(default_factory=list)  # secondary ENIs, primary excluded
+    ready: bool = True
+    ready_message: str = "kubelet is posting ready status"
+    sufficient_ip: bool | None = True
+    labels: dict[str, str] = field(default_factory=dict)  # extra labels (terway-config, ...)
+    annotations: dict[str, str] = field(default_factory=dict)
+    min_pool_size: int = 0
+    max_pool_size: int = 5
+    last_sync_openapi: float | None = None  # unix seconds; None = now at load
+    # Kubernetes-side extras for this node, read by the Kubernetes view (daemon pod state, ...).
+    kube: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class World:
+    name: str
+    description: str = ""
+    region_id: str = "cn-hangzhou"
+    vpc_id: str = "vpc-sim0000000000000001"
+    cluster_id: str = "c-sim0000000000000001"
+    access_key_id: str = "LTAI5tSimulatorKeyId0001"
+    access_key_secret: str = "SimulatorSecret00000000000000x"
+    vswitches: dict[str, WorldVSwitch] = field(default_factory=dict)
+    security_groups: dict[str, WorldSecurityGroup] = field(default_factory=dict)
+    instance_types: dict[str, WorldInstanceType] = field(default_factory=dict)
+    nodes: dict[str, WorldNode] = field(default_factory=dict)
+    stray_enis: list[WorldEni] = field(default_factory=list)  # ENIs on no node (leaked, other owners)
+    eni_quota: int = 1000
+    eni_quota_usage: int | None = None  # None: every ENI in the world counts
+    # API-specific extras, interpreted by each view (faults, ConfigMaps, workloads, events...).
+    cloud: dict[str, Any] = field(default_factory=dict)
+    kubernetes: dict[str, Any] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+
+    def all_enis(self) -> list[WorldEni]:
+        enis = [eni for node in self.nodes.values() for eni in node.enis]
+        return enis + self.stray_enis
+
+    def used_ips(self, vswitch_id: str) -> int:
+        """IPs the world's ENIs hold in a vSwitch, primary ENIs' one address each included."""
+        held = sum(len(e.ips) or 1 for e in self.all_enis() if e.vswitch_id == vswitch_id)
+        primaries = sum(1 for n in self.nodes.values() if n.vswitch_id == vswitch_id)
+        return held + primaries
+
+    def available_ips(self, vswitch: WorldVSwitch) -> int:
+        if vswitch.available_ips is not None:
+            return vswitch.available_ips
+        size = ipaddress.ip_network(vswitch.cidr_block, strict=False).num_addresses - 4
+        return max(size - self.used_ips(vswitch.vswitch_id), 0)
+
+    def quota_usage(self) -> int:
+        if self.eni_quota_usage is not None:
+            return self.eni_quota_usage
+        return len(self.all_enis()) + len(self.nodes)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def scenario_names() -> list[str]:
+    files = resources.files(SCENARIO_PACKAGE).iterdir()
+    return sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
+
+
+def read_scenario(name_or_path: str) -> dict[str, Any]:
+    """Read a shipped scenario by name, or any scenario file by path."""
+    path = Path(name_or_path)
+    try:
+        if path.suffix in (".yaml", ".yml") or path.exists():
+            text = path.read_text()
+        else:
+            text = resources.files(SCENARIO_PACKAGE).joinpath(f"{name_or_path}.yaml").read_text()
+    except (FileNotFoundError, OSError) as err:
+        known = ", ".join(scenario_names())
+        raise ScenarioError(f"scenario {name_or_path!r}: cannot read it ({err}); shipped: {known}") from err
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ScenarioError(f"scenario {name_or_path!r}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ScenarioError(f"scenario {name_or_path!r}: the top level must be a mapping")
+    data.setdefault("name", path.stem if path.suffix else name_or_path)
+    return data
+
+
+def load_world(name_or_path: str, overrides: dict[str, Any] | None = None) -> World:
+    """Load a scenario into a World. `overrides` replaces keys of `generate:` (e.g. nodes=500)."""
+    data = read_scenario(name_or_path)
+    return build_world(data, overrides or {})
+
+
+def build_world(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> World:
+    data = copy.deepcopy(data)
+    name = str(data.get("name", "scenario"))
+    try:
+        world = World(
+            name=name,
+            description=str(data.get("description", "")),
+            region_id=str(data.get("region", "cn-hangzhou")),
+            vpc_id=str(data.get("vpc_id", "vpc-sim0000000000000001")),
+            cluster_id=str(data.get("cluster_id", "c-sim0000000000000001")),
+            eni_quota=int(data.get("eni_quota", 1000)),
+            eni_quota_usage=_opt_int(data.get("eni_quota_usage")),
+            cloud=dict(data.get("cloud") or {}),
+            kubernetes=dict(data.get("kubernetes") or {}),
+            steps=list(data.get("steps") or []),
+        )
+        creds = data.get("credentials") or {}
+        world.access_key_id = str(creds.get("access_key_id", world.access_key_id))
+        world.access_key_secret = str(creds.get("access_key_secret", world.access_key_secret))
+        for item in data.get("vswitches") or []:
+            vsw = WorldVSwitch(
+                vswitch_id=item["id"], zone_id=item["zone"], cidr_block=item["cidr"],
+                name=item.get("name", item["id"]), vpc_id=item.get("vpc_id", world.vpc_id),
+                available_ips=_opt_int(item.get("available")),
+            )
+            world.vswitches[vsw.vswitch_id] = vsw
+        for item in data.get("security_groups") or []:
+            sg = WorldSecurityGroup(item["id"], item.get("vpc_id", world.vpc_id), item.get("name", ""))
+            world.security_groups[sg.security_group_id] = sg
+        for item in data.get("instance_types") or []:
+            it = WorldInstanceType(
+                instance_type=item["type"], eni_quantity=int(item["eni_quantity"]),
+                ips_per_eni=int(item["ips_per_eni"]), ipv6_per_eni=int(item.get("ipv6_per_eni", 0)),
+                eni_total_quantity=int(item.get("eni_total_quantity", item["eni_quantity"])),
+                trunk_supported=bool(item.get("trunk_supported", False)),
+                eri_quantity=int(item.get("eri_quantity", 0)),
+            )
+            world.instance_types[it.instance_type] = it
+        alloc = _Allocator(world)
+        for item in data.get("nodes") or []:
+            _add_node(world, alloc, item)
+        generate = dict(data.get("generate") or {})
+        generate.update(overrides or {})
+        if generate:
+            _generate_nodes(world, alloc, generate)
+        for item in data.get("stray_enis") or []:
+            _add_stray_enis(world, alloc, item)
+    except ScenarioError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:
+        raise ScenarioError(f"scenario {name!r}: invalid or missing field: {err!r}") from err
+    return world
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class _Allocator:
+    """Hands out deterministic IDs and addresses, so a scenario loads the same every time."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.counter = 0
+        self.next_host: dict[str, int] = {}
+
+    def eni_id(self) -> str:
+        self.counter += 1
+        return "eni-" + hashlib.sha1(f"{self.world.name}/{self.counter}".encode()).hexdigest()[:20]
+
+    def mac(self) -> str:
+        return "00:16:3e:%02x:%02x:%02x" % ((self.counter >> 16) & 255, (self.counter >> 8) & 255, self.counter & 255)
+
+    def ip(self, vswitch_id: str) -> str:
+        vsw = self.world.vswitches.get(vswitch_id)
+        net = ipaddress.ip_network(vsw.cidr_block if vsw else "10.255.0.0/16", strict=False)
+        index = self.next_host.get(vswitch_id, 1)
+        self.next_host[vswitch_id] = index + 1
+        return str(net.network_address + (index % (net.num_addresses - 4)) + 1)
+
+
+def _add_node(world: World, alloc: _Allocator, item: dict[str, Any]) -> WorldNode:
+    """A node: `enis` secondary ENIs holding `pods` in-use and `idle` idle IPs in total."""
+    zone = item["zone"]
+    vswitch = item.get("vswitch") or _first_vswitch(world, zone)
+    instance_type = item["instance_type"]
+    if instance_type not in world.instance_types:
+        raise ScenarioError(f"scenario {world.name!r}: node {item['name']!r} names unknown instance type {instance_type!r}")
+    index = len(world.nodes) + 1
+    node = WorldNode(
+        name=item["name"],
+        instance_id=item.get("instance_id", "i-" + hashlib.sha1(f"{world.name}/{item['name']}".encode()).hexdigest()[:20]),
+        instance_type=instance_type, zone_id=zone, vswitch_id=vswitch,
+        primary_ip=item.get("primary_ip") or alloc.ip(vswitch),
+        ready=bool(item.get("ready", True)),
+        ready_message=str(item.get("ready_message", "kubelet is posting ready status")),
+        sufficient_ip=item.get("sufficient_ip", True),
+        labels=dict(item.get("labels") or {}), annotations=dict(item.get("annotations") or {}),
+        min_pool_size=int(item.get("min_pool_size", 0)), max_pool_size=int(item.get("max_pool_size", 5)),
+        last_sync_openapi=item.get("last_sync_openapi_ago") and world.started_at - float(item["last_sync_openapi_ago"]),
+        kube=dict(item.get("kube") or {}),
+    )
+    del index
+    limits = world.instance_types[instance_type]
+    eni_count = int(item.get("enis", 1))
+    pods, idle = int(item.get("pods", 0)), int(item.get("idle", 0))
+    for n in range(eni_count):
+        eni = WorldEni(eni_id=alloc.eni_id(), vswitch_id=vswitch, zone_id=zone, instance_id=node.instance_id,
+                       mac=alloc.mac(), created_at=world.started_at - 86400)
+        node.enis.append(eni)
+    # Fill ENIs in order, as Terway's most_ips selection does, up to the per-ENI limit.
+    wanted = [f"default/{node.name}-pod-{i}" for i in range(pods)] + [""] * idle
+    for eni in node.enis:
+        while wanted and len(eni.ips) < limits.ips_per_eni:
+            eni.ips.append(WorldIP(ip=alloc.ip(vswitch), pod_id=wanted.pop(0)))
+    if wanted:
+        raise ScenarioError(
+            f"scenario {world.name!r}: node {node.name!r} holds more IPs than {eni_count} ENIs of {instance_type} allow")
+    world.nodes[node.name] = node
+    return node
+
+
+def _first_vswitch(world: World, zone: str) -> str:
+    for vsw in world.vswitches.values():
+        if vsw.zone_id == zone:
+            return vsw.vswitch_id
+    raise ScenarioError(f"scenario {world.name!r}: no vSwitch in zone {zone!r}")
+
+
+def _generate_nodes(world: World, alloc: _Allocator, gen: dict[str, Any]) -> None:
+    """Many alike nodes for scale scenarios: `nodes` of them spread over the zones' vSwitches.
+
+    Keys: nodes, instance_type, enis (per node), pods (per node), idle (per node), name_prefix.
+    """
+    count = int(gen.get("nodes", 0))
+    zones = sorted({v.zone_id for v in world.vswitches.values()})
+    by_zone = {z: [v.vswitch_id for v in world.vswitches.values() if v.zone_id == z] for z in zones}
+    for i in range(count):
+        zone = zones[i % len(zones)]
+        vswitches = by_zone[zone]
+        _add_node(world, alloc, {
+            "name": f"{gen.get('name_prefix', world.region_id + '.10.')}{i // 250}.{i % 250}",
+            "zone": zone, "vswitch": vswitches[(i // len(zones)) % len(vswitches)],
+            "instance_type": gen["instance_type"], "enis": gen.get("enis", 1),
+            "pods": gen.get("pods", 0), "idle": gen.get("idle", 0),
+            "min_pool_size": gen.get("min_pool_size", 0), "max_pool_size": gen.get("max_pool_size", 5),
+        })
+
+
+def _add_stray_enis(world: World, alloc: _Allocator, item: dict[str, Any]) -> None:
+    """ENIs on no node: `count` of them, `status`, `creator`, `age_seconds` since creation."""
+    vswitch = item.get("vswitch") or next(iter(world.vswitches))
+    zone = world.vswitches[vswitch].zone_id if vswitch in world.vswitches else item.get("zone", "")
+    for _ in range(int(item.get("count", 1))):
+        world.stray_enis.append(WorldEni(
+            eni_id=alloc.eni_id(), vswitch_id=vswitch, zone_id=zone,
+            instance_id=str(item.get("instance_id", "")), status=str(item.get("status", "Available")),
+            type=str(item.get("type", "Secondary")), creator=str(item.get("creator", "terway")),
+            ips=[WorldIP(alloc.ip(vswitch))], mac=alloc.mac(),
+            created_at=world.started_at - float(item.get("age_seconds", 3600)),
+        ))

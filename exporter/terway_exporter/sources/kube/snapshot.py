@@ -1,0 +1,140 @@
+"""Immutable projections of the Kubernetes objects the collectors need.
+
+The Kubernetes source parses raw JSON into these small dataclasses (never into
+the client's generated models: they are five times slower and far larger) and
+keeps only the fields named here. Collectors and checks read a `KubeSnapshot`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class KubeNode:
+    """A core Node, reduced to what Terway monitoring needs."""
+
+    name: str
+    instance_id: str = ""  # from spec.providerID "<region>.<instance-id>"
+    instance_type: str = ""  # node.kubernetes.io/instance-type
+    zone_id: str = ""  # topology.kubernetes.io/zone (or the beta label)
+    region_id: str = ""  # topology.kubernetes.io/region
+    terway_config: str = ""  # label terway-config: name of a dynamic config ConfigMap
+    ignored: bool = False  # k8s.aliyun.com/ignore-by-terway=true or type=virtual-kubelet
+    exclusive_eni: bool = False  # k8s.aliyun.com/exclusive-mode-eni-type=eniOnly
+    ready: bool | None = None  # condition Ready
+    ready_message: str = ""  # condition Ready message ("cni plugin not initialized", ...)
+    sufficient_ip: bool | None = None  # condition SufficientIP
+    max_available_ip: int | None = None  # annotation k8s.aliyun.com/max-available-ip
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCRAddress:
+    ip: str
+    status: str  # Valid, Invalid, Deleting
+    pod_id: str = ""  # "namespace/name" when in use
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCRNic:
+    eni_id: str
+    status: str  # InUse, Attaching, Detaching, Deleting
+    vswitch_id: str = ""
+    network_interface_type: str = ""  # Secondary, Trunk
+    unschedulable: bool = False
+    ipv4: tuple[NodeCRAddress, ...] = ()
+    conditions: tuple[str, ...] = ()  # e.g. ("InsufficientIP",)
+
+
+@dataclass(frozen=True, slots=True)
+class TerwayNodeCR:
+    """A `nodes.network.alibabacloud.com` object (centralised IPAM)."""
+
+    name: str
+    instance_id: str = ""
+    instance_type: str = ""
+    zone_id: str = ""
+    adapters: int | None = None  # spec.nodeCap.adapters (EniQuantity, primary included)
+    total_adapters: int | None = None
+    ipv4_per_adapter: int | None = None
+    vswitch_ids: tuple[str, ...] = ()  # spec.eni.vSwitchOptions
+    security_group_ids: tuple[str, ...] = ()  # spec.eni.securityGroupIDs
+    min_pool_size: int | None = None  # spec.pool.minPoolSize
+    max_pool_size: int | None = None  # spec.pool.maxPoolSize
+    enable_ip_prefix: bool = False
+    enable_trunk: bool = False
+    nics: tuple[NodeCRNic, ...] = ()  # status.networkInterfaces (primary excluded)
+    last_sync_openapi: float | None = None  # status.lastSyncOpenAPITime, unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStatus:
+    name: str
+    ready: bool = False
+    restarts: int = 0
+    waiting_reason: str = ""  # CrashLoopBackOff, ImagePullBackOff, ContainerCreating, ...
+    last_terminated_reason: str = ""  # Error, OOMKilled, ...
+
+
+@dataclass(frozen=True, slots=True)
+class PodSummary:
+    """A pod in the Terway namespace (daemon, controlplane, CoreDNS)."""
+
+    namespace: str
+    name: str
+    node: str = ""
+    phase: str = ""
+    ready: bool = False
+    containers: tuple[ContainerStatus, ...] = ()
+    init_containers: tuple[ContainerStatus, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingPod:
+    """A scheduled Pending pod whose sandbox is not created yet (waiting for its network)."""
+
+    node: str
+    since: float  # unix seconds: when it was scheduled (PodScheduled) or created
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadStatus:
+    """A DaemonSet or Deployment, with replica counts from its status."""
+
+    name: str
+    desired: int = 0  # spec.replicas or desiredNumberScheduled
+    available: int = 0  # availableReplicas or numberAvailable
+    ready: int = 0  # readyReplicas or numberReady
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseStatus:
+    holder: str = ""
+    renew_time: float | None = None  # unix seconds
+    duration_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KubeSnapshot:
+    nodes: dict[str, KubeNode] = field(default_factory=dict)
+    # None when the nodes.network.alibabacloud.com CRD does not exist: legacy IPAM.
+    terway_nodes: dict[str, TerwayNodeCR] | None = None
+    daemon_pods: dict[str, PodSummary] = field(default_factory=dict)  # key "ns/name"
+    controlplane_pods: dict[str, PodSummary] = field(default_factory=dict)
+    coredns_pods: dict[str, PodSummary] = field(default_factory=dict)
+    waiting_pods: dict[str, WaitingPod] = field(default_factory=dict)  # key pod UID
+    daemonset: WorkloadStatus | None = None  # terway-eniip
+    controlplane: WorkloadStatus | None = None  # Deployment terway-controlplane; None = hosted
+    controlplane_lease: LeaseStatus | None = None
+    coredns: WorkloadStatus | None = None
+    # Cumulative counts of Warning events naming a known error: (code, reason) -> occurrences.
+    network_errors: dict[tuple[str, str], int] = field(default_factory=dict)
+    # node -> error code found in the previous log of its crash-looping terway container.
+    crash_causes: dict[str, str] = field(default_factory=dict)
+    # ConfigMap data; None when the ConfigMap does not exist.
+    eni_config: dict[str, str] | None = None
+    controlplane_config: dict[str, str] | None = None
+    dynamic_configs: dict[str, dict[str, str]] = field(default_factory=dict)  # ConfigMap name -> data
+    kubernetes_service_ip: str = ""  # ClusterIP of default/kubernetes
+    # vSwitch IDs PodNetworking objects resolved (status.vSwitches).
+    pod_networking_vswitches: frozenset[str] = frozenset()
