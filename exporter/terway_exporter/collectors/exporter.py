@@ -1,0 +1,79 @@
+"""terway_exporter_*: the exporter's own health, from source statuses and its counters."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable
+
+from prometheus_client import Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from .. import __version__
+from .base import ClusterState, Collector
+
+
+def build_info(state: ClusterState) -> Iterable[Metric]:
+    family = GaugeMetricFamily("terway_exporter_build_info", "Version of terway-exporter and of its Python; always 1.",
+                               labels=["version", "python_version"])
+    family.add_metric([__version__, platform.python_version()], 1)
+    yield family
+
+
+def source_health(state: ClusterState) -> Iterable[Metric]:
+    up = GaugeMetricFamily("terway_exporter_source_up",
+                           "1 when the last poll or watch of the source succeeded, 0 when it failed "
+                           "(its metrics then keep their last good values).", labels=["source"])
+    last = GaugeMetricFamily("terway_exporter_source_last_success_timestamp_seconds",
+                             "Unix time of the source's last successful poll or watch sync.", labels=["source"])
+    duration = GaugeMetricFamily("terway_exporter_source_duration_seconds",
+                                 "Duration of the source's last poll or list.", labels=["source"])
+    for name in sorted(state.sources):
+        status = state.sources[name]
+        if not status.attempted:
+            continue
+        up.add_metric([name], 1 if status.up else 0)
+        if status.last_success is not None:
+            last.add_metric([name], status.last_success)
+        if status.last_duration is not None:
+            duration.add_metric([name], status.last_duration)
+    yield from (up, last, duration)
+
+
+def cloud_api(state: ClusterState) -> Iterable[Metric]:
+    stats = state.stats
+    requests = CounterMetricFamily("terway_exporter_cloud_api_requests",
+                                   "Cloud API calls the exporter made, by API and result code (Success or the error code).",
+                                   labels=["api", "code"])
+    for (api, code), count in sorted(stats.cloud_requests.items()):
+        requests.add_metric([api, code], count)
+    latency = HistogramMetricFamily("terway_exporter_cloud_api_request_duration_seconds",
+                                    "Duration of cloud API calls, retries counted one by one.", labels=["api"])
+    for api, hist in sorted(stats.cloud_request_durations.items()):
+        buckets = [(_bound(b), float(c)) for b, c in hist.buckets]
+        latency.add_metric([api], buckets, hist.sum)
+    wait = CounterMetricFamily("terway_exporter_cloud_api_rate_limit_wait_seconds",
+                               "Time spent waiting for the exporter's own cloud API rate limiter.", labels=["api"])
+    for api, seconds in sorted(stats.cloud_rate_limit_wait.items()):
+        wait.add_metric([api], seconds)
+    yield from (requests, latency, wait)
+
+
+def kube_watches(state: ClusterState) -> Iterable[Metric]:
+    restarts = CounterMetricFamily("terway_exporter_kube_watch_restarts",
+                                   "Kubernetes watches restarted, by resource and reason (expired resourceVersion, "
+                                   "errors, closed streams).", labels=["resource", "reason"])
+    for (resource, reason), count in sorted(state.stats.kube_watch_restarts.items()):
+        restarts.add_metric([resource, reason], count)
+    yield restarts
+
+
+def _bound(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+COLLECTORS = (
+    Collector("exporter_build_info", build_info, frozenset()),
+    Collector("exporter_sources", source_health, frozenset({"sources"})),
+    Collector("exporter_cloud_api", cloud_api, frozenset({"stats"})),
+    Collector("exporter_kube_watches", kube_watches, frozenset({"stats"})),
+)

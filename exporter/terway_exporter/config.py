@@ -1,0 +1,260 @@
+"""Command-line options: one declarative table, three ways to set each option.
+
+Every option is a flag, an environment variable (`TERWAY_EXPORTER_<OPTION>` unless a
+standard name exists) and a key of the YAML file given with `--config`. Flags win
+over the environment, the environment over the file. Every value is parsed and
+validated here; an invalid one raises `ConfigError` naming the option, which the
+CLI turns into exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """An invalid option; the message starts with the option's flag."""
+
+
+# ---------------------------------------------------------------- value parsers
+
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d)?)+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `15m`, `1h30m`, `500ms` -> seconds (> 0)."""
+    value = str(text).strip()
+    if not value or not _DURATION.match(value):
+        raise ValueError(f"{text!r} is not a duration (examples: 30s, 15m, 1h30m)")
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return seconds
+
+
+def parse_positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise ValueError(f"{text!r} must be greater than zero")
+    return value
+
+
+_REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
+
+
+def parse_region(text: str) -> str:
+    value = str(text).strip()
+    if not _REGION.match(value):
+        raise ValueError(f"{text!r} is not an Alibaba Cloud region ID (examples: cn-hangzhou, ap-southeast-1)")
+    return value
+
+
+def parse_endpoint(text: str) -> str:
+    """`host[:port]` or `http(s)://host[:port]` -> normalised URL-ish string kept as given."""
+    value = str(text).strip()
+    candidate = value if "://" in value else f"https://{value}"
+    parts = urlsplit(candidate)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{text!r} has an invalid port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(f"{text!r} is not an endpoint (host[:port] or http(s)://host[:port])")
+    del port
+    return value
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """`:9417`, `0.0.0.0:9417`, `[::1]:9417` -> (host, port)."""
+    value = str(text).strip()
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"{text!r} is not a listen address (examples: :9417, 127.0.0.1:9417)")
+    return host.strip("[]") or "0.0.0.0", int(port_text)
+
+
+def parse_id_list(prefix: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: Any) -> tuple[str, ...]:
+        items = text if isinstance(text, list) else str(text).replace(",", " ").split()
+        ids = tuple(str(i).strip() for i in items if str(i).strip())
+        bad = [i for i in ids if not i.startswith(prefix)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: IDs must start with {prefix!r}")
+        return ids
+    return parse
+
+
+def parse_vpc_id(text: str) -> str:
+    value = str(text).strip()
+    if not value.startswith("vpc-"):
+        raise ValueError(f"{text!r} is not a VPC ID (vpc-...)")
+    return value
+
+
+def parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = str(text).strip().lower()
+        if value not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return value
+    return parse
+
+
+def parse_readable_file(text: str) -> str:
+    path = os.path.expanduser(str(text))
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ValueError(f"{text!r} is not a readable file")
+    return path
+
+
+def parse_bool(text: Any) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{text!r} is not true or false")
+
+
+# ---------------------------------------------------------------- the option table
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # flag without dashes, e.g. "cloud-poll-interval"
+    help: str
+    parse: Callable[[Any], Any]
+    default: Any = None
+    env: str | None = None  # standard variable name; else TERWAY_EXPORTER_<NAME>
+    commands: tuple[str, ...] = ("serve", "collect")
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def env_name(self) -> str:
+        return self.env or "TERWAY_EXPORTER_" + self.dest.upper()
+
+
+EXPORTER = ("serve", "collect")
+OPTIONS: tuple[Option, ...] = (
+    Option("region", "Alibaba Cloud region; when absent, read from the cluster (eni-config, Node labels)",
+           parse_region, env="ALIBABA_CLOUD_REGION_ID"),
+    Option("vpc-id", "VPC of the cluster; when absent, derived from the configured vSwitches", parse_vpc_id),
+    Option("vswitch-ids", "vSwitch IDs to watch besides those the cluster's configuration names (comma-separated)",
+           parse_id_list("vsw-"), default=()),
+    Option("security-group-ids", "security group IDs to check besides those the configuration names",
+           parse_id_list("sg-"), default=()),
+    Option("ecs-endpoint", "ECS API endpoint override: host[:port] or URL (VPC-internal endpoints, tests)", parse_endpoint),
+    Option("vpc-endpoint", "VPC API endpoint override: host[:port] or URL", parse_endpoint),
+    Option("quotas-endpoint", "Quota Center API endpoint override: host[:port] or URL", parse_endpoint),
+    Option("kubeconfig", "kubeconfig file; when absent, the in-cluster service account", parse_readable_file,
+           env="KUBECONFIG"),
+    Option("no-kubernetes", "run without a cluster: only the cloud source (IDs from --vswitch-ids/--vpc-id)",
+           parse_bool, default=False),
+    Option("terway-namespace", "namespace where Terway runs", str, default="kube-system"),
+    Option("listen-address", "address of the HTTP server", parse_listen_address, default=("0.0.0.0", 9417),
+           commands=("serve",)),
+    Option("cloud-poll-interval", "how often vSwitches, leaked ENIs, the ENI quota and security groups are polled",
+           parse_duration, default=60.0),
+    Option("eni-census-interval", "how often every ENI of the VPC is listed (the terway_enis census)",
+           parse_duration, default=900.0),
+    Option("leak-grace-period", "how long a Terway ENI may stay detached before it counts as leaked",
+           parse_duration, default=900.0),
+    Option("instance-type-cache-ttl", "how long instance-type limits are cached", parse_duration, default=21600.0),
+    Option("cloud-api-rate", "most cloud API requests per second, all APIs together (Terway shares the account's limits)",
+           parse_positive_float, default=5.0),
+    Option("render-interval", "least time between two renders of the exposition while data keeps changing",
+           parse_duration, default=1.0),
+    Option("log-level", "debug, info, warning or error", parse_choice("debug", "info", "warning", "error"),
+           default="info", commands=("serve", "collect", "demo", "simulate")),
+    Option("log-format", "text or json", parse_choice("text", "json"), default="text",
+           commands=("serve", "collect", "demo", "simulate")),
+)
+
+
+def add_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """Flags for one command. Defaults are applied later so the environment and file can fill gaps."""
+    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="YAML file of options (keys as the flags, without dashes); flags > environment > file")
+    for opt in OPTIONS:
+        if command not in opt.commands:
+            continue
+        shown = opt.default if not isinstance(opt.default, tuple) or opt.name != "listen-address" else ":9417"
+        help_text = f"{opt.help} (env {opt.env_name}; default: {_show_default(shown)})"
+        if opt.parse is parse_bool:
+            parser.add_argument(f"--{opt.name}", dest=opt.dest, action="store_const", const=True,
+                                default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(f"--{opt.name}", dest=opt.dest, default=argparse.SUPPRESS, metavar="VALUE",
+                                help=help_text)
+
+
+def _show_default(value: Any) -> str:
+    if value is None or value == ():
+        return "none"
+    return str(value)
+
+
+def resolve(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Merge file < environment < flags, parse every value, and return {dest: value}."""
+    file_values = _read_file(flags.get("config") or environ.get("TERWAY_EXPORTER_CONFIG"))
+    resolved: dict[str, Any] = {}
+    for opt in OPTIONS:
+        if command not in opt.commands:
+            continue
+        raw, origin = _pick(opt, flags, environ, file_values)
+        if raw is None:
+            resolved[opt.dest] = opt.default
+            continue
+        try:
+            resolved[opt.dest] = opt.parse(raw)
+        except ValueError as err:
+            raise ConfigError(f"--{opt.name} (from {origin}): {err}") from None
+    unknown = set(file_values) - {o.dest for o in OPTIONS}
+    if unknown:
+        raise ConfigError(f"--config: unknown option(s) {', '.join(sorted(unknown))}")
+    return resolved
+
+
+def _pick(opt: Option, flags: Mapping[str, Any], environ: Mapping[str, str],
+          file_values: Mapping[str, Any]) -> tuple[Any, str]:
+    if opt.dest in flags:
+        return flags[opt.dest], "flag"
+    if environ.get(opt.env_name, "") != "":
+        return environ[opt.env_name], f"environment {opt.env_name}"
+    if opt.dest in file_values:
+        return file_values[opt.dest], "config file"
+    return None, "default"
+
+
+def _read_file(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        with open(os.path.expanduser(path), encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except OSError as err:
+        raise ConfigError(f"--config: cannot read {path!r}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--config: {path!r} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config: {path!r} must hold a mapping of option names to values")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}

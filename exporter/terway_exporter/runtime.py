@@ -1,0 +1,190 @@
+"""Wiring: sources publish into the hub, the render loop turns changes into an Exposition.
+
+One asyncio process. Each source runs as its own task on its own schedule; blocking
+SDK calls go to the cloud source's bounded thread pool; the render loop wakes on a
+change (at most once per `render_interval`, plus a periodic tick for age-based
+gauges) and renders in a worker thread so scrapes keep being answered meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .collectors.base import ExporterSettings
+from .collectors.registry import all_collectors
+from .hub import SnapshotHub
+from .render import Exposition, Renderer
+from .server import make_app
+from .sources.cloud.snapshot import CloudTargets
+
+log = logging.getLogger(__name__)
+
+# Age-based gauges (oldest waiting pod, lease age...) are refreshed at least this often.
+AGE_TICK_SECONDS = 15.0
+
+
+@dataclass
+class ExpositionHolder:
+    current: Exposition | None = None
+
+    def get(self) -> Exposition | None:
+        return self.current
+
+
+@dataclass
+class Runtime:
+    """Everything one exporter process runs, built from resolved options."""
+
+    options: dict[str, Any]
+    hub: SnapshotHub = field(init=False)
+    renderer: Renderer = field(init=False)
+    holder: ExpositionHolder = field(default_factory=ExpositionHolder)
+    kube_source: Any = None
+    cloud_source: Any = None
+
+    def __post_init__(self) -> None:
+        settings = ExporterSettings(
+            leak_grace_period=self.options["leak_grace_period"],
+            terway_namespace=self.options["terway_namespace"],
+        )
+        self.hub = SnapshotHub(settings, kube_enabled=not self.options["no_kubernetes"])
+        self.renderer = Renderer(all_collectors())
+        self.explicit_targets = CloudTargets(
+            region_id=self.options["region"], vpc_id=self.options["vpc_id"],
+            vswitch_ids=frozenset(self.options["vswitch_ids"]),
+            security_group_ids=frozenset(self.options["security_group_ids"]),
+        )
+        self.hub.publish_targets(self.explicit_targets)
+        if self.hub.kube_enabled:
+            self.kube_source = _make_kube_source(self.hub, self.options)
+        self.cloud_source = _make_cloud_source(self.hub, self.options)
+
+    # ------------------------------------------------------------ one-shot (collect)
+
+    async def collect_once(self) -> tuple[bytes, bool]:
+        """Run every source once; return the text exposition and whether all succeeded."""
+        self.hub.bind_loop(asyncio.get_running_loop())
+        if self.kube_source is not None:
+            self.hub.publish_kube(await self.kube_source.sync_once())
+            self._update_targets()
+        await self.cloud_source.poll_once()
+        await self.cloud_source.census_once()
+        exposition = self.renderer.render(self.hub.state(), self.hub.version)
+        ok = all(s.up for s in self.hub.sources.values() if s.attempted)
+        return exposition.text, ok
+
+    # ------------------------------------------------------------ long-running (serve)
+
+    async def serve(self, host: str, port: int, stop: asyncio.Event | None = None,
+                    started: asyncio.Future | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self.hub.bind_loop(loop)
+        stop = stop or _stop_on_signals(loop)
+        runner = web.AppRunner(make_app(self.hub, self.holder.get), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0] if runner.addresses else (host, port)
+        log.info("serving metrics on http://%s:%s/metrics", _display_host(bound[0]), bound[1])
+        if started is not None and not started.done():
+            started.set_result(bound)
+        tasks = [asyncio.create_task(self._render_loop(), name="render")]
+        tasks.append(asyncio.create_task(self.cloud_source.run(), name="cloud"))
+        if self.kube_source is not None:
+            tasks.append(asyncio.create_task(self.kube_source.run(), name="kubernetes"))
+        try:
+            await _wait_stop_or_crash(stop, tasks)
+        finally:
+            log.info("shutting down")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await _close(self.cloud_source)
+            await _close(self.kube_source)
+            await runner.cleanup()
+
+    async def _render_loop(self) -> None:
+        interval = self.options["render_interval"]
+        tick, last_tick = 0, time.monotonic()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.hub.changed.wait(), timeout=AGE_TICK_SECONDS)
+            self.hub.changed.clear()
+            if time.monotonic() - last_tick >= AGE_TICK_SECONDS:
+                tick, last_tick = tick + 1, time.monotonic()
+            self._update_targets()
+            state, version = self.hub.state(), self.hub.version
+            self.holder.current = await asyncio.to_thread(self.renderer.render, state, version, tick)
+            await asyncio.sleep(interval)  # coalesce bursts of changes into one render
+
+    def _update_targets(self) -> None:
+        if self.kube_source is None:
+            return
+        from .targets import derive_targets
+
+        try:
+            self.hub.publish_targets(derive_targets(self.hub.kube, self.explicit_targets))
+        except Exception:  # never let odd cluster data stop the render loop
+            log.exception("could not derive cloud targets from the cluster; keeping the previous ones")
+
+
+def _make_cloud_source(hub: SnapshotHub, options: dict[str, Any]) -> Any:
+    from .sources.cloud.settings import CloudSettings
+    from .sources.cloud.source import CloudSource
+
+    settings = CloudSettings(
+        region_id=options["region"], vpc_id=options["vpc_id"],
+        vswitch_ids=tuple(options["vswitch_ids"]), security_group_ids=tuple(options["security_group_ids"]),
+        ecs_endpoint=options["ecs_endpoint"], vpc_endpoint=options["vpc_endpoint"],
+        quotas_endpoint=options["quotas_endpoint"], poll_interval=options["cloud_poll_interval"],
+        census_interval=options["eni_census_interval"], api_rate=options["cloud_api_rate"],
+        leak_grace_period=options["leak_grace_period"], instance_type_ttl=options["instance_type_cache_ttl"],
+    )
+    return CloudSource(hub, settings)
+
+
+def _make_kube_source(hub: SnapshotHub, options: dict[str, Any]) -> Any:
+    from .sources.kube.source import KubeSettings, KubeSource
+
+    return KubeSource(hub, KubeSettings(kubeconfig=options["kubeconfig"], namespace=options["terway_namespace"]))
+
+
+async def _close(source: Any) -> None:
+    close = getattr(source, "close", None)
+    if close is None:
+        return
+    result = close()
+    if asyncio.iscoroutine(result):
+        await result
+
+
+def _display_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _stop_on_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _wait_stop_or_crash(stop: asyncio.Event, tasks: list[asyncio.Task]) -> None:
+    """Return when asked to stop; re-raise if a source or the renderer died unexpectedly."""
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    for task in done:
+        if task is not stopper and not task.cancelled() and task.exception() is not None:
+            raise task.exception()

@@ -1,0 +1,110 @@
+"""Run the simulated cloud and Kubernetes APIs, alone (`simulate`) or under the exporter (`demo`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import resolve
+from .world import World
+
+log = logging.getLogger(__name__)
+
+SIMULATOR_TOKEN = "terway-simulator-token"
+
+
+@dataclass
+class Simulators:
+    cloud_url: str
+    kube_url: str
+    kubeconfig: str
+    runners: tuple[Any, ...]
+
+    def exporter_environment(self, world: World) -> dict[str, str]:
+        """The variables an exporter needs to talk to these simulators."""
+        return {
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": world.access_key_id,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": world.access_key_secret,
+            "ALIBABA_CLOUD_REGION_ID": world.region_id,
+            "KUBECONFIG": self.kubeconfig,
+        }
+
+    async def close(self) -> None:
+        for runner in self.runners:
+            await runner.cleanup()
+
+
+async def start_simulators(world: World, kubeconfig: str, host: str = "127.0.0.1",
+                           cloud_port: int = 0, kube_port: int = 0) -> Simulators:
+    from .cloud_api import start_cloud_simulator
+    from .kube_api import start_kube_simulator, write_kubeconfig
+
+    cloud_runner, cloud_url = await start_cloud_simulator(world, host=host, port=cloud_port)
+    kube_runner, kube_url = await start_kube_simulator(world, host=host, port=kube_port)
+    write_kubeconfig(kubeconfig, kube_url, SIMULATOR_TOKEN)
+    return Simulators(cloud_url, kube_url, kubeconfig, (cloud_runner, kube_runner))
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve_simulators(world: World, kubeconfig: str, cloud_port: int = 0, kube_port: int = 0) -> None:
+    """`terway-exporter simulate`: print the endpoints and an env file, serve until stopped."""
+    sims = await start_simulators(world, kubeconfig, cloud_port=cloud_port, kube_port=kube_port)
+    env_file = os.path.join(os.path.dirname(os.path.abspath(kubeconfig)), "exporter.env")
+    with open(env_file, "w", encoding="utf-8") as handle:
+        for key, value in sims.exporter_environment(world).items():
+            handle.write(f"export {key}={value}\n")
+    print(f"scenario:   {world.name} ({len(world.nodes)} nodes)", flush=True)
+    print(f"cloud APIs: {sims.cloud_url}  (use for --ecs-endpoint, --vpc-endpoint, --quotas-endpoint)", flush=True)
+    print(f"API server: {sims.kube_url}", flush=True)
+    print(f"kubeconfig: {kubeconfig}", flush=True)
+    print(f"env file:   {env_file}  (source it: simulator credentials, region and KUBECONFIG)", flush=True)
+    try:
+        await _stop_event().wait()
+    finally:
+        await sims.close()
+
+
+async def run_demo(world: World, host: str, port: int, base_options: dict[str, Any]) -> None:
+    """`terway-exporter demo`: simulators plus an exporter serving against them."""
+    from ..runtime import Runtime
+
+    kubeconfig = os.path.join(tempfile.mkdtemp(prefix="terway-demo-"), "kubeconfig")
+    sims = await start_simulators(world, kubeconfig)
+    os.environ.update(sims.exporter_environment(world))
+    options = resolve("serve", {
+        "ecs_endpoint": sims.cloud_url, "vpc_endpoint": sims.cloud_url, "quotas_endpoint": sims.cloud_url,
+        "kubeconfig": kubeconfig, "region": world.region_id,
+        "log_level": base_options["log_level"], "log_format": base_options["log_format"],
+        "cloud_poll_interval": "15s", "eni_census_interval": "60s",
+    }, os.environ)
+    started: asyncio.Future = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(Runtime(options).serve(host, port, stop=_stop_event(), started=started))
+    try:
+        bound = await asyncio.wait_for(asyncio.shield(started), timeout=30)
+        shown = bound[0] if bound[0] not in ("0.0.0.0", "::") else "127.0.0.1"
+        print(f"terway-exporter demo: scenario {world.name!r} ({len(world.nodes)} nodes)", flush=True)
+        print(f"  metrics:    http://{shown}:{bound[1]}/metrics", flush=True)
+        print(f"  status:     http://{shown}:{bound[1]}/", flush=True)
+        print(f"  cloud APIs: {sims.cloud_url}", flush=True)
+        print(f"  API server: {sims.kube_url} (kubeconfig {kubeconfig})", flush=True)
+        print("  Ctrl-C to stop", flush=True)
+        await server
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await server
+        await sims.close()
