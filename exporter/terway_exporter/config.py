@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d)?)+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "": 1}
 
 
 def parse_duration(text: str) -> float:
@@ -72,7 +72,8 @@ def parse_endpoint(text: str) -> str:
         port = parts.port
     except ValueError:
         raise ValueError(f"{text!r} has an invalid port") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+    host_ok = bool(parts.hostname) and re.fullmatch(r"[A-Za-z0-9.\-:\[\]]+", parts.hostname or "")
+    if parts.scheme not in ("http", "https") or not host_ok or parts.path not in ("", "/"):
         raise ValueError(f"{text!r} is not an endpoint (host[:port] or http(s)://host[:port])")
     del port
     return value
