@@ -1,0 +1,89 @@
+"""ENI families: the region's ENI quota, the VPC's ENIs by status/type/creator,
+leaked Terway ENIs, instance type ENI limits and security group existence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import Metric
+from prometheus_client.core import GaugeMetricFamily
+
+from ..sources.cloud.parse import TERWAY_CREATORS
+from .base import ClusterState, Collector
+
+
+def collect_quota(state: ClusterState) -> Iterator[Metric]:
+    cloud = state.cloud
+    if cloud.eni_quota is not None:
+        yield GaugeMetricFamily(
+            "terway_eni_quota",
+            "The region's ENI quota for the account (Quota Center q_elastic-network-interfaces, "
+            "else DescribeAccountAttributes max-elastic-network-interfaces).",
+            value=cloud.eni_quota)
+    if cloud.eni_quota_usage is not None:
+        yield GaugeMetricFamily(
+            "terway_eni_quota_usage",
+            "ENIs counted against the ENI quota (Quota Center usage; else the secondary ENIs "
+            "of the cluster's VPC from the cached ENI census).",
+            value=cloud.eni_quota_usage)
+
+
+def collect_enis(state: ClusterState) -> Iterator[Metric]:
+    census = state.cloud.census
+    if census is not None:
+        family = GaugeMetricFamily(
+            "terway_enis",
+            "ENIs in the cluster's VPC by ECS status, ENI type and creator tag; cached from the "
+            "ENI census, which lists every ENI of the VPC on a slow interval (default 15 minutes).",
+            labels=["status", "type", "creator"])
+        for (status, eni_type, creator), count in sorted(census.counts.items()):
+            family.add_metric([status, eni_type, creator], count)
+        yield family
+    leaked = state.cloud.leaked_enis
+    if leaked is not None:
+        family = GaugeMetricFamily(
+            "terway_enis_leaked",
+            "ENIs in the cluster's VPC created by Terway (creator tag terway or terway-controller) "
+            "that sit Available (detached) longer than the leak grace period.",
+            labels=["creator"])
+        for creator in sorted(set(TERWAY_CREATORS) | leaked.keys()):
+            family.add_metric([creator], leaked.get(creator, 0))
+        yield family
+
+
+def collect_instance_types(state: ClusterState) -> Iterator[Metric]:
+    limits = sorted(state.cloud.instance_types.values(), key=lambda t: t.instance_type)
+    eni_limit = GaugeMetricFamily(
+        "terway_instance_type_eni_limit",
+        "ENIs an instance of the type can hold, the primary included (EniQuantity from "
+        "DescribeInstanceTypes; cached for hours).",
+        labels=["instance_type"])
+    ips = GaugeMetricFamily(
+        "terway_instance_type_ips_per_eni",
+        "IPv4 addresses per ENI of the instance type (EniPrivateIpAddressQuantity from "
+        "DescribeInstanceTypes; cached for hours).",
+        labels=["instance_type"])
+    for lim in limits:
+        eni_limit.add_metric([lim.instance_type], lim.eni_quantity)
+        ips.add_metric([lim.instance_type], lim.ips_per_eni)
+    yield from (eni_limit, ips)
+
+
+def collect_security_groups(state: ClusterState) -> Iterator[Metric]:
+    family = GaugeMetricFamily(
+        "terway_security_group_exists",
+        "1 when a security group the configuration names exists (DescribeSecurityGroups), 0 when not.",
+        labels=["security_group_id"])
+    cloud = state.cloud
+    rows = {sg: 1 for sg in cloud.security_groups} | {sg: 0 for sg in cloud.missing_security_groups}
+    for sg_id, exists in sorted(rows.items()):
+        family.add_metric([sg_id], exists)
+    yield family
+
+
+COLLECTORS: tuple[Collector, ...] = (
+    Collector("eni_quota", collect=collect_quota, reads=frozenset({"cloud"})),
+    Collector("enis", collect=collect_enis, reads=frozenset({"cloud"})),
+    Collector("instance_types", collect=collect_instance_types, reads=frozenset({"cloud"})),
+    Collector("security_groups", collect=collect_security_groups, reads=frozenset({"cloud"})),
+)

@@ -1,0 +1,421 @@
+"""The Alibaba Cloud source: polls ECS, VPC and Quota Center into `CloudSnapshot`s.
+
+A regular poll (every `poll_interval`) makes a number of calls that depends on the
+configuration (vSwitch and security group IDs, instance types, leaked ENIs), never
+on the number of nodes:
+
+- DescribeVSwitches for the target vSwitch IDs, or every vSwitch of the VPC;
+- DescribeNetworkInterfaces(VpcId, Status=Available) for leaked Terway ENIs;
+- GetProductQuota, else DescribeAccountAttributes, for the ENI quota;
+- DescribeInstanceTypes for instance types not in the cache (TTL `instance_type_ttl`);
+- DescribeSecurityGroups for the configured groups.
+
+The full ENI census (every ENI of the VPC) grows with the cluster, so it runs on
+its own slow interval (`census_interval`). Each step publishes a new snapshot; a
+failed step keeps its last good value and reports its status down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aliyunsdkecs.request.v20140526.DescribeAccountAttributesRequest import DescribeAccountAttributesRequest
+from aliyunsdkecs.request.v20140526.DescribeInstanceTypesRequest import DescribeInstanceTypesRequest
+from aliyunsdkecs.request.v20140526.DescribeNetworkInterfacesRequest import DescribeNetworkInterfacesRequest
+from aliyunsdkecs.request.v20140526.DescribeSecurityGroupsRequest import DescribeSecurityGroupsRequest
+from aliyunsdkquotas.request.v20200510.GetProductQuotaRequest import GetProductQuotaRequest
+from aliyunsdkvpc.request.v20160428.DescribeVSwitchesRequest import DescribeVSwitchesRequest
+
+from ...hub import SnapshotHub
+from ..status import SourceStatus
+from . import parse
+from .client import CloudApiError, CloudClient
+from .credentials import ChainProvider, CredentialOptions, ProviderSigner, default_provider, scrub
+from .ratelimit import RateLimiter
+from .settings import CloudSettings
+from .snapshot import CloudSnapshot, Eni, EniCensus, InstanceTypeLimits
+
+log = logging.getLogger(__name__)
+
+VSWITCHES = "cloud_vswitches"
+ENI_LEAKS = "cloud_eni_leaks"
+ENI_QUOTA = "cloud_eni_quota"
+INSTANCE_TYPES = "cloud_instance_types"
+SECURITY_GROUPS = "cloud_security_groups"
+ENI_CENSUS = "cloud_eni_census"
+STATUS_NAMES = (VSWITCHES, ENI_LEAKS, ENI_QUOTA, INSTANCE_TYPES, SECURITY_GROUPS, ENI_CENSUS)
+
+# API page and batch sizes (reference alicloud-api.md §1, §2).
+VSWITCH_PAGE_SIZE = 50
+# VSwitchId takes a comma-separated list. The cap is not in the API reference; 20 is
+# the limit ROS documents for the same filter (DATASOURCE::VPC::VSwitches).
+VSWITCH_IDS_PER_CALL = 20
+ENI_PAGE_SIZE = 500
+INSTANCE_TYPES_PER_CALL = 10
+INSTANCE_TYPE_PAGE_SIZE = 100
+SECURITY_GROUPS_PER_CALL = 100
+SECURITY_GROUP_PAGE_SIZE = 100
+MAX_PAGES = 1000  # a server that keeps returning tokens must not loop us forever
+ENI_QUOTA_CODE = "q_elastic-network-interfaces"
+
+
+class StepError(Exception):
+    """A step that cannot run (nothing to ask, or a missing prerequisite)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """What one poll looks at: settings merged with what the cluster says."""
+
+    region_id: str | None
+    vpc_id: str | None
+    vswitch_ids: frozenset[str]
+    security_group_ids: frozenset[str]
+    instance_types: frozenset[str]
+
+
+def chunks(items: Iterable[str], size: int) -> list[list[str]]:
+    ordered = sorted(items)
+    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+
+
+def leaked_counts(enis: Iterable[Eni], now: float, grace: float) -> dict[str, int]:
+    """Terway-created ENIs sitting Available for longer than `grace`, by creator."""
+    counts = dict.fromkeys(parse.TERWAY_CREATORS, 0)
+    for eni in enis:
+        if (eni.status == "Available" and eni.creator in counts
+                and eni.creation_time is not None and now - eni.creation_time > grace):
+            counts[eni.creator] += 1
+    return counts
+
+
+def build_census(enis: Iterable[Eni], taken_at: float) -> EniCensus:
+    counts: Counter[tuple[str, str, str]] = Counter()
+    by_instance: dict[str, list[Eni]] = {}
+    for eni in enis:
+        counts[(eni.status, eni.type, eni.creator)] += 1
+        if eni.instance_id:
+            by_instance.setdefault(eni.instance_id, []).append(eni)
+    return EniCensus(counts=dict(counts), by_instance={k: tuple(v) for k, v in by_instance.items()}, taken_at=taken_at)
+
+
+def census_quota_usage(census: EniCensus) -> int:
+    """ENIs that count against the ENI quota, as far as the VPC's census shows:
+    the quota counts secondary ENIs (reference §1.5), so primaries are left out."""
+    return sum(n for (_, eni_type, _), n in census.counts.items() if eni_type != "Primary")
+
+
+def parse_items(items: list[Any], parser: Callable[[Any], Any], api: str) -> list[Any]:
+    """Parse every item; a malformed one is logged once per response and skipped."""
+    parsed, bad = [], 0
+    for item in items:
+        try:
+            parsed.append(parser(item))
+        except (ValueError, TypeError, AttributeError):
+            bad += 1
+    if bad:
+        log.warning("%s: skipped %d malformed item(s) of %d", api, bad, len(items))
+    return parsed
+
+
+class CloudSource:
+    """Polls the cloud for the hub. `run()` loops until cancelled; `poll_once()` and
+    `census_once()` run one round (for `collect` and tests) and return success."""
+
+    def __init__(
+        self,
+        hub: SnapshotHub,
+        settings: CloudSettings,
+        *,
+        credentials: ChainProvider | Any | None = None,
+        credential_options: CredentialOptions | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.hub = hub
+        self.settings = settings
+        self._env = env
+        self._provider = credentials or default_provider(env, credential_options)
+        self._signer = ProviderSigner(self._provider)
+        self._limiter = RateLimiter(settings.api_rate, cooldown=settings.throttle_cooldown)
+        self._executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="cloud-api")
+        self._client: CloudClient | None = None
+        # instance type -> (limits or None when the API does not know it, fetched at)
+        self._type_cache: dict[str, tuple[InstanceTypeLimits | None, float]] = {}
+        self._usage_from_census = False
+        self._polled = asyncio.Event()
+        for name in STATUS_NAMES:
+            hub.register(name)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        try:
+            await asyncio.gather(self._every(self.settings.poll_interval, self._poll_and_signal),
+                                 self._census_loop())
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _poll_and_signal(self) -> None:
+        try:
+            await self.poll_once()
+        finally:
+            self._polled.set()
+
+    async def _census_loop(self) -> None:
+        await self._polled.wait()  # the census needs the VPC the first poll finds
+        await self._every(self.settings.census_interval, self.census_once)
+
+    async def _every(self, interval: float, step: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # a bug must not stop the loop; the statuses tell
+                log.error("cloud source round failed: %s", scrub(repr(err), self._signer.secrets()))
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    # ------------------------------------------------------------------ rounds
+
+    async def poll_once(self) -> bool:
+        targets = self.targets()
+        client = self._client_for(targets.region_id)
+        ok = await self._step(VSWITCHES, lambda: self._poll_vswitches(client, targets))
+        targets = replace(targets, vpc_id=self.vpc_id(targets))
+        results = await asyncio.gather(
+            self._step(ENI_LEAKS, lambda: self._poll_leaks(client, targets)),
+            self._step(ENI_QUOTA, lambda: self._poll_quota(client, targets)),
+            self._step(INSTANCE_TYPES, lambda: self._poll_instance_types(client, targets)),
+            self._step(SECURITY_GROUPS, lambda: self._poll_security_groups(client, targets)),
+        )
+        return ok and all(results)
+
+    async def census_once(self) -> bool:
+        targets = self.targets()
+        targets = replace(targets, vpc_id=self.vpc_id(targets))
+        client = self._client_for(targets.region_id)
+        return await self._step(ENI_CENSUS, lambda: self._run_census(client, targets))
+
+    def targets(self) -> Targets:
+        cluster, s = self.hub.targets, self.settings
+        return Targets(
+            region_id=s.region_id or cluster.region_id,
+            vpc_id=s.vpc_id or cluster.vpc_id,
+            vswitch_ids=frozenset(s.vswitch_ids) | cluster.vswitch_ids,
+            security_group_ids=frozenset(s.security_group_ids) | cluster.security_group_ids,
+            instance_types=cluster.instance_types,
+        )
+
+    def vpc_id(self, targets: Targets) -> str | None:
+        """The configured VPC, else the one most target vSwitches belong to."""
+        if targets.vpc_id:
+            return targets.vpc_id
+        found = Counter(v.vpc_id for k, v in self.hub.cloud.vswitches.items() if v.vpc_id and k in targets.vswitch_ids)
+        return found.most_common(1)[0][0] if found else self.hub.cloud.vpc_id
+
+    def _client_for(self, region_id: str | None) -> CloudClient | None:
+        if region_id is None:
+            return None
+        if self._client is None or self._client.region_id != region_id:
+            self._client = CloudClient(self.settings, region_id, self.hub.counters, self._signer,
+                                       self._limiter, self._executor, self._env)
+        return self._client
+
+    async def _step(self, name: str, fetch: Callable[[], Awaitable[dict[str, Any]]]) -> bool:
+        """Run one step; publish its fields on success, keep the old ones on failure."""
+        started, wall = time.monotonic(), time.time()
+        previous = self.hub.sources.get(name)
+        try:
+            if self._client is None:
+                raise StepError("region unknown: set --region or let the cluster name it")
+            changes = await fetch()
+        except (CloudApiError, StepError) as err:
+            error = str(err)
+        except Exception as err:  # parsing or a bug: one line, never a crash
+            error = scrub(f"{type(err).__name__}: {err}", self._signer.secrets())
+            log.error("cloud step %s failed: %s", name, error)
+        else:
+            self.hub.publish_cloud(replace(self.hub.cloud, **changes))
+            self.hub.report(SourceStatus(name=name, up=True, last_success=wall,
+                                         last_duration=time.monotonic() - started))
+            return True
+        self.hub.report(SourceStatus(name=name, up=False, error=error,
+                                     last_success=previous.last_success if previous else None,
+                                     last_duration=time.monotonic() - started))
+        return False
+
+    # ------------------------------------------------------------------ steps
+
+    async def _poll_vswitches(self, client: CloudClient, t: Targets) -> dict[str, Any]:
+        if t.vswitch_ids:
+            found: dict[str, Any] = {}
+            for chunk in chunks(t.vswitch_ids, VSWITCH_IDS_PER_CALL):
+                for vsw in await self._list_vswitches(client, vswitch_id=",".join(chunk)):
+                    if vsw.vswitch_id in t.vswitch_ids:
+                        found[vsw.vswitch_id] = vsw
+            missing = t.vswitch_ids - found.keys()
+        elif t.vpc_id:
+            found = {v.vswitch_id: v for v in await self._list_vswitches(client, vpc_id=t.vpc_id)}
+            missing = frozenset()
+        else:
+            raise StepError("no vSwitch IDs and no VPC ID to list vSwitches for")
+        changes: dict[str, Any] = {"vswitches": found, "missing_vswitches": frozenset(missing),
+                                   "region_id": client.region_id}
+        vpcs = Counter(v.vpc_id for v in found.values() if v.vpc_id)
+        changes["vpc_id"] = t.vpc_id or (vpcs.most_common(1)[0][0] if vpcs else self.hub.cloud.vpc_id)
+        return changes
+
+    async def _list_vswitches(self, client: CloudClient, *, vswitch_id: str = "", vpc_id: str = "") -> list[Any]:
+        items: list[Any] = []
+        for page in range(1, MAX_PAGES + 1):
+            def build(page: int = page) -> DescribeVSwitchesRequest:
+                req = DescribeVSwitchesRequest()
+                if vswitch_id:
+                    req.set_VSwitchId(vswitch_id)
+                if vpc_id:
+                    req.set_VpcId(vpc_id)
+                req.set_PageSize(VSWITCH_PAGE_SIZE)
+                req.set_PageNumber(page)
+                return req
+            body = await client.call("DescribeVSwitches", build)
+            batch = parse.vswitches(body)
+            items.extend(batch)
+            total = parse._int(body.get("TotalCount"), default=len(items))
+            if len(batch) < VSWITCH_PAGE_SIZE or len(items) >= total:
+                break
+        return parse_items(items, parse.parse_vswitch, "DescribeVSwitches")
+
+    async def _list_enis(self, client: CloudClient, vpc_id: str, status: str = "") -> list[Eni]:
+        items: list[Any] = []
+        token = ""
+        for _ in range(MAX_PAGES):
+            def build(token: str = token) -> DescribeNetworkInterfacesRequest:
+                req = DescribeNetworkInterfacesRequest()
+                req.set_VpcId(vpc_id)
+                if status:
+                    req.set_Status(status)
+                req.set_MaxResults(ENI_PAGE_SIZE)
+                if token:
+                    req.set_NextToken(token)
+                return req
+            body = await client.call("DescribeNetworkInterfaces", build)
+            items.extend(parse.network_interfaces(body))
+            next_token = body.get("NextToken") or ""
+            if not next_token or next_token == token:
+                break
+            token = next_token
+        return parse_items(items, parse.parse_eni, "DescribeNetworkInterfaces")
+
+    async def _poll_leaks(self, client: CloudClient, t: Targets) -> dict[str, Any]:
+        if not t.vpc_id:
+            raise StepError("VPC unknown: set --vpc-id or configure vSwitches")
+        enis = await self._list_enis(client, t.vpc_id, status="Available")
+        return {"leaked_enis": leaked_counts(enis, time.time(), self.settings.leak_grace_period)}
+
+    async def _poll_quota(self, client: CloudClient, t: Targets) -> dict[str, Any]:
+        try:
+            quota, usage = await self._quota_center(client)
+        except (CloudApiError, ValueError) as first:
+            log.info("Quota Center failed (%s); falling back to DescribeAccountAttributes", first)
+            try:
+                quota, usage = await self._account_attributes(client), None
+            except CloudApiError as second:
+                raise StepError(f"{first}; fallback {second}") from None
+        self._usage_from_census = usage is None
+        census = self.hub.cloud.census
+        if usage is None and census is not None:
+            usage = census_quota_usage(census)
+        return {"eni_quota": quota, "eni_quota_usage": usage}
+
+    async def _quota_center(self, client: CloudClient) -> tuple[int, int | None]:
+        def build() -> GetProductQuotaRequest:
+            req = GetProductQuotaRequest()
+            req.set_ProductCode("ecs")
+            req.set_QuotaActionCode(ENI_QUOTA_CODE)
+            req.set_Dimensionss([{"Key": "regionId", "Value": client.region_id}])
+            return req
+        return parse.product_quota(await client.call("GetProductQuota", build))
+
+    async def _account_attributes(self, client: CloudClient) -> int:
+        def build() -> DescribeAccountAttributesRequest:
+            req = DescribeAccountAttributesRequest()
+            req.set_AttributeNames(["max-elastic-network-interfaces"])
+            return req
+        body = await client.call("DescribeAccountAttributes", build)
+        try:
+            return parse.account_eni_quota(body)
+        except ValueError as err:
+            raise StepError(f"DescribeAccountAttributes: {err}") from None
+
+    async def _poll_instance_types(self, client: CloudClient, t: Targets) -> dict[str, Any]:
+        now = time.time()
+        due = {it for it in t.instance_types
+               if it not in self._type_cache or now - self._type_cache[it][1] > self.settings.instance_type_ttl}
+        for chunk in chunks(due, INSTANCE_TYPES_PER_CALL):
+            found = {lim.instance_type: lim for lim in await self._describe_instance_types(client, chunk)}
+            for it in chunk:  # an unknown type is cached too, so it is not asked every poll
+                self._type_cache[it] = (found.get(it), now)
+        limits = {it: self._type_cache[it][0] for it in sorted(t.instance_types)}
+        return {"instance_types": {it: lim for it, lim in limits.items() if lim is not None}}
+
+    async def _describe_instance_types(self, client: CloudClient, types: list[str]) -> list[InstanceTypeLimits]:
+        items: list[Any] = []
+        token = ""
+        for _ in range(MAX_PAGES):
+            def build(token: str = token) -> DescribeInstanceTypesRequest:
+                req = DescribeInstanceTypesRequest()
+                req.set_InstanceTypess(types)
+                req.set_MaxResults(INSTANCE_TYPE_PAGE_SIZE)
+                if token:
+                    req.set_NextToken(token)
+                return req
+            body = await client.call("DescribeInstanceTypes", build)
+            items.extend(parse.instance_types(body))
+            next_token = body.get("NextToken") or ""
+            if not next_token or next_token == token:
+                break
+            token = next_token
+        return parse_items(items, parse.parse_instance_type, "DescribeInstanceTypes")
+
+    async def _poll_security_groups(self, client: CloudClient, t: Targets) -> dict[str, Any]:
+        found = {}
+        for chunk in chunks(t.security_group_ids, SECURITY_GROUPS_PER_CALL):
+            token = ""
+            for _ in range(MAX_PAGES):
+                def build(token: str = token, chunk: list[str] = chunk) -> DescribeSecurityGroupsRequest:
+                    req = DescribeSecurityGroupsRequest()
+                    req.set_SecurityGroupIds(json.dumps(chunk))
+                    req.set_MaxResults(SECURITY_GROUP_PAGE_SIZE)
+                    if token:
+                        req.set_NextToken(token)
+                    return req
+                body = await client.call("DescribeSecurityGroups", build)
+                for sg in parse_items(parse.security_groups(body), parse.parse_security_group, "DescribeSecurityGroups"):
+                    if sg.security_group_id in t.security_group_ids:
+                        found[sg.security_group_id] = sg
+                next_token = body.get("NextToken") or ""
+                if not next_token or next_token == token:
+                    break
+                token = next_token
+        return {"security_groups": found, "missing_security_groups": frozenset(t.security_group_ids - found.keys())}
+
+    async def _run_census(self, client: CloudClient, t: Targets) -> dict[str, Any]:
+        if not t.vpc_id:
+            raise StepError("VPC unknown: set --vpc-id or configure vSwitches")
+        census = build_census(await self._list_enis(client, t.vpc_id), time.time())
+        changes: dict[str, Any] = {"census": census}
+        if self._usage_from_census:
+            changes["eni_quota_usage"] = census_quota_usage(census)
+        return changes
