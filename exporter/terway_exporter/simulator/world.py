@@ -41,6 +41,7 @@ class WorldVSwitch:
     vpc_id: str = ""
     # AvailableIpAddressCount; None means: usable addresses minus the IPs the world's ENIs hold.
     available_ips: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # VPC tags (DescribeVSwitches Tags.Tag[Key/Value])
 
 
 @dataclass
@@ -80,6 +81,16 @@ class WorldEni:
     ips: list[WorldIP] = field(default_factory=list)
     created_at: float = 0.0  # unix seconds
     mac: str = ""
+
+
+@dataclass
+class WorldCredential:
+    """A temporary credential the simulated STS or metadata server issued (cloud view only)."""
+
+    access_key_id: str
+    access_key_secret: str
+    security_token: str
+    expires_at: float  # unix seconds
 
 
 @dataclass
@@ -124,6 +135,8 @@ class World:
     kubernetes: dict[str, Any] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
+    # Temporary credentials by AccessKeyId, added by the simulated STS / metadata server.
+    temporary_credentials: dict[str, WorldCredential] = field(default_factory=dict)
 
     def all_enis(self) -> list[WorldEni]:
         enis = [eni for node in self.nodes.values() for eni in node.enis]
@@ -145,6 +158,38 @@ class World:
         if self.eni_quota_usage is not None:
             return self.eni_quota_usage
         return len(self.all_enis()) + len(self.nodes)
+
+    def used_ips_by_vswitch(self) -> dict[str, int]:
+        """`used_ips` for every vSwitch in one pass (the cloud view answers 60 vSwitches at once)."""
+        used: dict[str, int] = {}
+        for node in self.nodes.values():
+            used[node.vswitch_id] = used.get(node.vswitch_id, 0) + 1
+        for eni in self.all_enis():
+            used[eni.vswitch_id] = used.get(eni.vswitch_id, 0) + (len(eni.ips) or 1)
+        return used
+
+    def primary_eni(self, node: WorldNode) -> WorldEni:
+        """The node's Primary ENI, which ECS creates with the instance; derived, never stored."""
+        digest = hashlib.sha1(f"{self.name}/primary/{node.name}".encode()).hexdigest()
+        return WorldEni(
+            eni_id="eni-" + digest[:20], vswitch_id=node.vswitch_id, zone_id=node.zone_id,
+            instance_id=node.instance_id, status="InUse", type="Primary", creator="",
+            ips=[WorldIP(ip=node.primary_ip)], created_at=self.started_at - 7 * 86400,
+            mac="00:16:3e:%s:%s:%s" % (digest[20:22], digest[22:24], digest[24:26]),
+        )
+
+    def issue_temporary_credential(self, duration_seconds: float, now: float | None = None) -> WorldCredential:
+        """Mint an STS-style credential the cloud view accepts until it expires."""
+        now = time.time() if now is None else now
+        serial = len(self.temporary_credentials) + 1
+        seed = hashlib.sha1(f"{self.name}/sts/{serial}/{now}".encode()).hexdigest()
+        cred = WorldCredential(
+            access_key_id=f"STS.Sim{seed[:20]}", access_key_secret=f"Sim{seed[20:40]}",
+            security_token=f"CAIS{hashlib.sha1(seed.encode()).hexdigest()}+Sim/Token==",
+            expires_at=now + duration_seconds,
+        )
+        self.temporary_credentials[cred.access_key_id] = cred
+        return cred
 
 
 # --------------------------------------------------------------------------- loading
@@ -206,6 +251,7 @@ def build_world(data: dict[str, Any], overrides: dict[str, Any] | None = None) -
                 vswitch_id=item["id"], zone_id=item["zone"], cidr_block=item["cidr"],
                 name=item.get("name", item["id"]), vpc_id=item.get("vpc_id", world.vpc_id),
                 available_ips=_opt_int(item.get("available")),
+                tags={str(k): str(v) for k, v in (item.get("tags") or {}).items()},
             )
             world.vswitches[vsw.vswitch_id] = vsw
         for item in data.get("security_groups") or []:
