@@ -1,0 +1,108 @@
+"""Projections of core Nodes and of `nodes.network.alibabacloud.com` CRs (raw dict -> snapshot type).
+
+Pure functions: a missing field becomes the dataclass default, a field of the wrong
+type raises `ProjectionError` (the reflector logs it and skips the object).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .fields import flag, integer, items, name_of, obj, strings, text, timestamp
+from .snapshot import KubeNode, NodeCRAddress, NodeCRNic, TerwayNodeCR
+
+LABEL_TERWAY_CONFIG = "terway-config"
+LABEL_IGNORE = "k8s.aliyun.com/ignore-by-terway"
+LABEL_EXCLUSIVE = "k8s.aliyun.com/exclusive-mode-eni-type"
+ANNOTATION_MAX_IP = "k8s.aliyun.com/max-available-ip"
+
+
+def project_node(raw: dict[str, Any]) -> KubeNode:
+    metadata = obj(raw, "metadata")
+    labels, annotations = obj(metadata, "labels"), obj(metadata, "annotations")
+    conditions = {text(c, "type"): c for c in items(obj(raw, "status"), "conditions")}
+    ready = conditions.get("Ready")
+    sufficient = conditions.get("SufficientIP")
+    return KubeNode(
+        name=name_of(raw),
+        instance_id=_instance_id(text(obj(raw, "spec"), "providerID")),
+        instance_type=_first_label(labels, "node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type"),
+        zone_id=_first_label(labels, "topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone"),
+        region_id=_first_label(labels, "topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region"),
+        terway_config=text(labels, LABEL_TERWAY_CONFIG),
+        ignored=text(labels, LABEL_IGNORE) == "true" or text(labels, "type") == "virtual-kubelet",
+        exclusive_eni=text(labels, LABEL_EXCLUSIVE) == "eniOnly",
+        ready=None if ready is None else text(ready, "status") == "True",
+        ready_message=text(ready, "message") if ready is not None else "",
+        sufficient_ip=_condition(sufficient),
+        max_available_ip=_annotation_int(annotations, ANNOTATION_MAX_IP),
+    )
+
+
+def project_terway_node(raw: dict[str, Any]) -> TerwayNodeCR:
+    spec, status = obj(raw, "spec"), obj(raw, "status")
+    metadata, cap = obj(spec, "nodeMetadata"), obj(spec, "nodeCap")
+    eni, pool = obj(spec, "eni"), obj(spec, "pool")
+    interfaces = obj(status, "networkInterfaces")
+    return TerwayNodeCR(
+        name=name_of(raw),
+        instance_id=text(metadata, "instanceID"),
+        instance_type=text(metadata, "instanceType"),
+        zone_id=text(metadata, "zoneID"),
+        adapters=integer(cap, "adapters"),
+        total_adapters=integer(cap, "totalAdapters"),
+        ipv4_per_adapter=integer(cap, "ipv4PerAdapter"),
+        vswitch_ids=strings(eni, "vSwitchOptions"),
+        security_group_ids=strings(eni, "securityGroupIDs"),
+        min_pool_size=integer(pool, "minPoolSize"),
+        max_pool_size=integer(pool, "maxPoolSize"),
+        enable_ip_prefix=flag(eni, "enableIPPrefix"),
+        enable_trunk=flag(eni, "enableTrunk"),
+        # A map ENI id -> Nic; sorted so that equal CRs project to equal tuples.
+        nics=tuple(_nic(eni_id, obj(interfaces, eni_id)) for eni_id in sorted(interfaces)),
+        last_sync_openapi=timestamp(status, "lastSyncOpenAPITime"),
+    )
+
+
+def _nic(eni_id: str, raw: dict[str, Any]) -> NodeCRNic:
+    addresses = obj(raw, "ipv4")
+    return NodeCRNic(
+        eni_id=text(raw, "id") or eni_id,
+        status=text(raw, "status"),
+        vswitch_id=text(raw, "vSwitchID"),
+        network_interface_type=text(raw, "networkInterfaceType"),
+        unschedulable=flag(raw, "unschedulable"),
+        ipv4=tuple(_address(ip, obj(addresses, ip)) for ip in sorted(addresses)),
+        conditions=tuple(sorted(obj(raw, "conditions"))),
+    )
+
+
+def _address(ip: str, raw: dict[str, Any]) -> NodeCRAddress:
+    return NodeCRAddress(ip=text(raw, "ip") or ip, status=text(raw, "status"), pod_id=text(raw, "podID"))
+
+
+def _instance_id(provider_id: str) -> str:
+    """spec.providerID is "<region>.<instance-id>" on ACK (Terway splits it the same way)."""
+    _, dot, instance = provider_id.partition(".")
+    return instance if dot else ""
+
+
+def _first_label(labels: dict[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = text(labels, key)
+        if value:
+            return value
+    return ""
+
+
+def _condition(condition: dict[str, Any] | None) -> bool | None:
+    if condition is None:
+        return None
+    status = text(condition, "status")
+    return {"True": True, "False": False}.get(status)
+
+
+def _annotation_int(annotations: dict[str, Any], key: str) -> int | None:
+    # An annotation someone hand-edited into nonsense means "unknown", not "skip the node".
+    value = text(annotations, key).strip()
+    return int(value) if value.isdigit() else None
