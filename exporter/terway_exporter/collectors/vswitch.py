@@ -4,13 +4,13 @@ PodNetworking)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
 
 from ..sources.kube.snapshot import KubeSnapshot
+from ..terway.eniconf import ENI_CONF_KEY, ConfigError, parse_eni_conf
 from .base import ClusterState, Collector
 
 
@@ -47,31 +47,26 @@ def collect_configured(state: ClusterState) -> Iterator[Metric]:
 
 
 def configured_vswitches(kube: KubeSnapshot) -> set[tuple[str, str]]:
-    """(vswitch_id, source) for every vSwitch some configuration names."""
-    pairs = {(v, "eni_config") for v in _eni_conf_vswitches(kube.eni_config)}
+    """(vswitch_id, source) for every vSwitch some configuration names.
+
+    A dynamic config counts with the vSwitches its own `eni_conf` patch names (not the
+    ones it inherits from eni-config); an unparsable config names none (the config
+    checks report it).
+    """
+    pairs = {(v, "eni_config") for v in _named_vswitches(kube.eni_config)}
     for data in kube.dynamic_configs.values():
-        pairs |= {(v, "node_config") for v in _eni_conf_vswitches(data)}
+        pairs |= {(v, "node_config") for v in _named_vswitches(data)}
     for node in (kube.terway_nodes or {}).values():
         pairs |= {(v, "node_cr") for v in node.vswitch_ids if v}
     pairs |= {(v, "pod_networking") for v in kube.pod_networking_vswitches if v}
     return pairs
 
 
-def _eni_conf_vswitches(data: dict[str, str] | None) -> set[str]:
-    """vSwitch IDs in a ConfigMap's `eni_conf` JSON (`vswitches`: zone -> [IDs]).
-
-    Read here directly until terway/eniconf.py offers a parser; an unparsable
-    eni_conf yields nothing (the config checks report it).
-    """
-    if not data or "eni_conf" not in data:
-        return set()
-    try:
-        conf = json.loads(data["eni_conf"])
-    except (TypeError, ValueError):
-        return set()
-    vswitches = conf.get("vswitches") if isinstance(conf, dict) else None
-    lists: Iterable = vswitches.values() if isinstance(vswitches, dict) else [vswitches or []]
-    return {v for ids in lists if isinstance(ids, list) for v in ids if isinstance(v, str) and v}
+def _named_vswitches(data: dict[str, str] | None) -> frozenset[str]:
+    if not data or ENI_CONF_KEY not in data:
+        return frozenset()
+    conf = parse_eni_conf(data[ENI_CONF_KEY])
+    return frozenset() if isinstance(conf, ConfigError) else conf.vswitch_ids
 
 
 COLLECTORS: tuple[Collector, ...] = (

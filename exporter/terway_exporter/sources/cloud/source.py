@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from aliyunsdkcore.request import AcsRequest
 from aliyunsdkecs.request.v20140526.DescribeAccountAttributesRequest import DescribeAccountAttributesRequest
 from aliyunsdkecs.request.v20140526.DescribeInstanceTypesRequest import DescribeInstanceTypesRequest
 from aliyunsdkecs.request.v20140526.DescribeNetworkInterfacesRequest import DescribeNetworkInterfacesRequest
@@ -124,6 +125,29 @@ def parse_items(items: list[Any], parser: Callable[[Any], Any], api: str) -> lis
     if bad:
         log.warning("%s: skipped %d malformed item(s) of %d", api, bad, len(items))
     return parsed
+
+
+async def token_pages(client: CloudClient, api: str, build: Callable[[str], AcsRequest]) -> list[dict[str, Any]]:
+    """Every page of a NextToken-paged ECS list; `build(token)` makes the base request.
+
+    Stops at an empty NextToken (the last page), like Terway; a repeated token or
+    MAX_PAGES pages also stop it, so a misbehaving server cannot loop us forever.
+    """
+    bodies: list[dict[str, Any]] = []
+    token = ""
+    for _ in range(MAX_PAGES):
+        def attempt(token: str = token) -> AcsRequest:
+            req = build(token)
+            if token:
+                req.add_query_param("NextToken", token)
+            return req
+        body = await client.call(api, attempt)
+        bodies.append(body)
+        next_token = body.get("NextToken") or ""
+        if not next_token or next_token == token:
+            break
+        token = next_token
+    return bodies
 
 
 class CloudSource:
@@ -298,24 +322,15 @@ class CloudSource:
         return parse_items(items, parse.parse_vswitch, "DescribeVSwitches")
 
     async def _list_enis(self, client: CloudClient, vpc_id: str, status: str = "") -> list[Eni]:
-        items: list[Any] = []
-        token = ""
-        for _ in range(MAX_PAGES):
-            def build(token: str = token) -> DescribeNetworkInterfacesRequest:
-                req = DescribeNetworkInterfacesRequest()
-                req.set_VpcId(vpc_id)
-                if status:
-                    req.set_Status(status)
-                req.set_MaxResults(ENI_PAGE_SIZE)
-                if token:
-                    req.set_NextToken(token)
-                return req
-            body = await client.call("DescribeNetworkInterfaces", build)
-            items.extend(parse.network_interfaces(body))
-            next_token = body.get("NextToken") or ""
-            if not next_token or next_token == token:
-                break
-            token = next_token
+        def build(token: str) -> DescribeNetworkInterfacesRequest:
+            req = DescribeNetworkInterfacesRequest()
+            req.set_VpcId(vpc_id)
+            if status:
+                req.set_Status(status)
+            req.set_MaxResults(ENI_PAGE_SIZE)
+            return req
+        bodies = await token_pages(client, "DescribeNetworkInterfaces", build)
+        items = [item for body in bodies for item in parse.network_interfaces(body)]
         return parse_items(items, parse.parse_eni, "DescribeNetworkInterfaces")
 
     async def _poll_leaks(self, client: CloudClient, t: Targets) -> dict[str, Any]:
@@ -371,44 +386,28 @@ class CloudSource:
         return {"instance_types": {it: lim for it, lim in limits.items() if lim is not None}}
 
     async def _describe_instance_types(self, client: CloudClient, types: list[str]) -> list[InstanceTypeLimits]:
-        items: list[Any] = []
-        token = ""
-        for _ in range(MAX_PAGES):
-            def build(token: str = token) -> DescribeInstanceTypesRequest:
-                req = DescribeInstanceTypesRequest()
-                req.set_InstanceTypess(types)
-                req.set_MaxResults(INSTANCE_TYPE_PAGE_SIZE)
-                if token:
-                    req.set_NextToken(token)
-                return req
-            body = await client.call("DescribeInstanceTypes", build)
-            items.extend(parse.instance_types(body))
-            next_token = body.get("NextToken") or ""
-            if not next_token or next_token == token:
-                break
-            token = next_token
+        def build(token: str) -> DescribeInstanceTypesRequest:
+            req = DescribeInstanceTypesRequest()
+            req.set_InstanceTypess(types)
+            req.set_MaxResults(INSTANCE_TYPE_PAGE_SIZE)
+            return req
+        bodies = await token_pages(client, "DescribeInstanceTypes", build)
+        items = [item for body in bodies for item in parse.instance_types(body)]
         return parse_items(items, parse.parse_instance_type, "DescribeInstanceTypes")
 
     async def _poll_security_groups(self, client: CloudClient, t: Targets) -> dict[str, Any]:
         found = {}
         for chunk in chunks(t.security_group_ids, SECURITY_GROUPS_PER_CALL):
-            token = ""
-            for _ in range(MAX_PAGES):
-                def build(token: str = token, chunk: list[str] = chunk) -> DescribeSecurityGroupsRequest:
-                    req = DescribeSecurityGroupsRequest()
-                    req.set_SecurityGroupIds(json.dumps(chunk))
-                    req.set_MaxResults(SECURITY_GROUP_PAGE_SIZE)
-                    if token:
-                        req.set_NextToken(token)
-                    return req
-                body = await client.call("DescribeSecurityGroups", build)
-                for sg in parse_items(parse.security_groups(body), parse.parse_security_group, "DescribeSecurityGroups"):
-                    if sg.security_group_id in t.security_group_ids:
-                        found[sg.security_group_id] = sg
-                next_token = body.get("NextToken") or ""
-                if not next_token or next_token == token:
-                    break
-                token = next_token
+            def build(token: str, chunk: list[str] = chunk) -> DescribeSecurityGroupsRequest:
+                req = DescribeSecurityGroupsRequest()
+                req.set_SecurityGroupIds(json.dumps(chunk))
+                req.set_MaxResults(SECURITY_GROUP_PAGE_SIZE)
+                return req
+            bodies = await token_pages(client, "DescribeSecurityGroups", build)
+            items = [item for body in bodies for item in parse.security_groups(body)]
+            for sg in parse_items(items, parse.parse_security_group, "DescribeSecurityGroups"):
+                if sg.security_group_id in t.security_group_ids:
+                    found[sg.security_group_id] = sg
         return {"security_groups": found, "missing_security_groups": frozenset(t.security_group_ids - found.keys())}
 
     async def _run_census(self, client: CloudClient, t: Targets) -> dict[str, Any]:
