@@ -1,0 +1,149 @@
+"""terway_node_*: what Terway holds on each node (Node CRs and core Nodes; the ECS census in legacy IPAM).
+
+One `NodeView` per managed node (`terway.node`), then one sample per family. A node that leaves
+the cluster, or is labelled ignore-by-terway, simply has no view, so its series disappear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import Metric
+
+from ..terway.eniconf import effective_confs
+from ..terway.node import NodeView, node_views
+from .base import ClusterState, Collector
+from .families import Family
+
+NODE = ("node",)
+
+INFO = Family(
+    "terway_node_info",
+    "1 per node Terway manages; ipam_mode is crd (centralised IPAM, Node CR) or legacy (node-local).",
+    ("node", "instance_id", "instance_type", "zone_id", "ipam_mode"),
+)
+IPS = Family(
+    "terway_node_ips",
+    "Pod IPs held on the node's secondary ENIs by state: in_use (a pod holds it), idle (Valid, no pod, "
+    "on an InUse schedulable ENI: Terway's pool), unavailable (anything else); unknown in legacy IPAM, "
+    "where only the ECS census total is visible.",
+    ("node", "state"),
+)
+IP_STATES = ("in_use", "idle", "unavailable")
+
+# Families with one sample per node labelled {node}: (family, value of a view or None to skip).
+PER_NODE: tuple[tuple[Family, Callable[[NodeView], float | bool | None]], ...] = (
+    (
+        Family("terway_node_enis", "ENIs attached to the node, the primary included.", NODE),
+        lambda v: v.enis,
+    ),
+    (
+        Family(
+            "terway_node_eni_limit",
+            "ENIs the instance type allows, the primary included (Node CR spec.nodeCap.adapters, "
+            "else EniQuantity from DescribeInstanceTypes).",
+            NODE,
+        ),
+        lambda v: v.eni_limit,
+    ),
+    (
+        Family(
+            "terway_node_ip_capacity",
+            "Most pod IPs the node can hold (annotation k8s.aliyun.com/max-available-ip, else Node CR "
+            "spec.nodeCap, else the instance type's limits).",
+            NODE,
+        ),
+        lambda v: v.ip_capacity,
+    ),
+    (
+        Family(
+            "terway_node_pool_min_ips",
+            "min_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the "
+            "node's dynamic config).",
+            NODE,
+        ),
+        lambda v: v.pool_min,
+    ),
+    (
+        Family(
+            "terway_node_pool_max_ips",
+            "max_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the "
+            "node's dynamic config).",
+            NODE,
+        ),
+        lambda v: v.pool_max,
+    ),
+    (
+        Family("terway_node_sufficient_ip", "1/0 from the Node condition SufficientIP.", NODE),
+        lambda v: v.sufficient_ip,
+    ),
+    (
+        Family(
+            "terway_node_cni_ready",
+            "0 when the kubelet reports the network plugin or CNI config not ready, else 1.",
+            NODE,
+        ),
+        lambda v: v.cni_ready,
+    ),
+    (
+        Family(
+            "terway_node_last_openapi_sync_timestamp_seconds",
+            "Node CR status.lastSyncOpenAPITime: last full sync of the node's ENIs with the cloud API.",
+            NODE,
+        ),
+        lambda v: v.last_sync_openapi,
+    ),
+)
+
+
+def collect_nodes(state: ClusterState) -> Iterable[Metric]:
+    if not state.kube_enabled:
+        return []
+    views = node_views(state.kube, state.cloud, effective_confs(state.kube))
+    views.sort(key=lambda v: v.name)
+    info, ips = [], []
+    columns: list[list] = [[] for _ in PER_NODE]
+    for view in views:
+        labels = {"node": view.name}  # shared by all of this node's single-label samples
+        info.append(
+            INFO.sample(
+                {
+                    "node": view.name,
+                    "instance_id": view.instance_id,
+                    "instance_type": view.instance_type,
+                    "zone_id": view.zone_id,
+                    "ipam_mode": view.ipam_mode,
+                },
+                1.0,
+            )
+        )
+        _ip_samples(view, ips)
+        for column, (family, value_of) in zip(columns, PER_NODE):
+            value = value_of(view)
+            if value is not None:
+                column.append(family.sample(labels, float(value)))
+    return [
+        _metric(INFO, info),
+        _metric(IPS, ips),
+        *(_metric(family, column) for (family, _), column in zip(PER_NODE, columns)),
+    ]
+
+
+def _ip_samples(view: NodeView, out: list) -> None:
+    counts = view.ips
+    if counts is None:
+        return
+    if view.ipam_mode == "legacy":
+        out.append(IPS.sample({"node": view.name, "state": "unknown"}, float(counts.unknown)))
+        return
+    for state, value in zip(IP_STATES, (counts.in_use, counts.idle, counts.unavailable)):
+        out.append(IPS.sample({"node": view.name, "state": state}, float(value)))
+
+
+def _metric(family: Family, samples: list) -> Metric:
+    metric = family.build()
+    metric.samples = samples
+    return metric
+
+
+COLLECTORS = (Collector("terway_nodes", collect_nodes, frozenset({"kube", "cloud"})),)

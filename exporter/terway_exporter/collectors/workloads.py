@@ -1,0 +1,142 @@
+"""The Terway workloads: DaemonSet terway-eniip, Deployment terway-controlplane, and CoreDNS.
+
+Daemon pods carry label `app=terway-eniip` (containers `terway-init`, `terway`, `policy`); the
+controlplane is the Deployment `kube-system/terway-controlplane` with the Lease of the same name. In
+ACK managed clusters the controlplane runs outside the cluster: no Deployment, `in_cluster` 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import Metric
+
+from ..sources.kube.snapshot import PodSummary, WorkloadStatus
+from ..terway.eniconf import DEGRADATION_LEVELS, ConfigError
+from ..terway.errors import KNOWN_CODES, OTHER
+from ..terway.node import degradation_level
+from .base import ClusterState, Collector
+from .families import Family
+
+CRASH_LOOP = "CrashLoopBackOff"
+
+DAEMON_PODS = Family(
+    "terway_daemon_pods",
+    "terway-eniip pods: desired (DaemonSet desiredNumberScheduled), ready, not_ready (every pod not "
+    "Ready, crash-looping ones included), crash_looping (a container waiting in CrashLoopBackOff).",
+    ("state",),
+)
+RESTARTS = Family(
+    "terway_daemon_container_restarts_total",
+    "Restarts of each terway-eniip container (init containers included), by node.",
+    ("node", "container"),
+    kind="counter",
+)
+WAITING = Family(
+    "terway_daemon_container_waiting",
+    "1 while a terway-eniip container waits, by reason (CrashLoopBackOff, ImagePullBackOff, ...).",
+    ("node", "container", "reason"),
+)
+CRASH_CAUSE = Family(
+    "terway_daemon_crash_cause",
+    "1 when the previous log of the node's crashing terway container names a known error code.",
+    ("node", "code"),
+)
+CP_REPLICAS = Family(
+    "terway_controlplane_replicas",
+    "terway-controlplane Deployment replicas: desired and available.",
+    ("state",),
+)
+CP_IN_CLUSTER = Family(
+    "terway_controlplane_in_cluster",
+    "1 when the terway-controlplane Deployment runs in this cluster, 0 when it is not visible "
+    "(hosted by ACK managed, or absent).",
+)
+CP_LEASE = Family(
+    "terway_controlplane_lease_renew_timestamp_seconds",
+    "Last renewal of the terway-controlplane leader Lease (spec.renewTime).",
+)
+CP_DEGRADATION = Family(
+    "terway_controlplane_degradation",
+    "Controlplane degradation level from ctrl-config.yaml (state set): l0 makes no OpenAPI calls, "
+    "l1 allocates but never syncs or releases.",
+    ("level",),
+)
+DNS_REPLICAS = Family(
+    "terway_cluster_dns_replicas",
+    "CoreDNS Deployment replicas: desired and available.",
+    ("state",),
+)
+
+
+def _all_containers(pod: PodSummary):
+    return (*pod.init_containers, *pod.containers)
+
+
+def _crash_looping(pod: PodSummary) -> bool:
+    return any(c.waiting_reason == CRASH_LOOP for c in _all_containers(pod))
+
+
+def _replicas(family: Family, workload: WorkloadStatus | None) -> list[Metric]:
+    if workload is None:
+        return []
+    return [family.build_rows(((("desired",), float(workload.desired)), (("available",), float(workload.available))))]
+
+
+def collect_daemon(state: ClusterState) -> Iterable[Metric]:
+    if not state.kube_enabled:
+        return []
+    kube = state.kube
+    pods = sorted(kube.daemon_pods.values(), key=lambda p: (p.node, p.name))
+    ready = sum(1 for p in pods if p.ready)
+    counts = {
+        "desired": kube.daemonset.desired if kube.daemonset else len(pods),
+        "ready": ready,
+        "not_ready": len(pods) - ready,
+        "crash_looping": sum(1 for p in pods if _crash_looping(p)),
+    }
+    restarts: dict[tuple[str, str], int] = {}
+    waiting: set[tuple[str, str, str]] = set()
+    for pod in pods:
+        for c in _all_containers(pod):
+            # Two pods on one node during a rollout: their restarts add up under one series.
+            restarts[(pod.node, c.name)] = restarts.get((pod.node, c.name), 0) + c.restarts
+            if c.waiting_reason:
+                waiting.add((pod.node, c.name, c.waiting_reason))
+    causes = sorted(
+        (node, code if code in KNOWN_CODES else OTHER) for node, code in kube.crash_causes.items()
+    )
+    return [
+        DAEMON_PODS.build_rows(((s,), float(v)) for s, v in counts.items()),
+        RESTARTS.build_rows((k, float(v)) for k, v in sorted(restarts.items())),
+        WAITING.build_rows((k, 1.0) for k in sorted(waiting)),
+        CRASH_CAUSE.build_rows((k, 1.0) for k in causes),
+    ]
+
+
+def collect_controlplane(state: ClusterState) -> Iterable[Metric]:
+    if not state.kube_enabled:
+        return []
+    kube = state.kube
+    metrics = [*_replicas(CP_REPLICAS, kube.controlplane)]
+    metrics.append(CP_IN_CLUSTER.build([({}, 1.0 if kube.controlplane is not None else 0.0)]))
+    lease = kube.controlplane_lease
+    if lease is not None and lease.renew_time is not None:
+        metrics.append(CP_LEASE.build([({}, lease.renew_time)]))
+    level = degradation_level(kube)
+    if level is not None and not isinstance(level, ConfigError):
+        metrics.append(CP_DEGRADATION.state_set(DEGRADATION_LEVELS, level, label="level"))
+    return metrics
+
+
+def collect_dns(state: ClusterState) -> Iterable[Metric]:
+    if not state.kube_enabled:
+        return []
+    return _replicas(DNS_REPLICAS, state.kube.coredns)
+
+
+COLLECTORS = (
+    Collector("terway_daemon", collect_daemon, frozenset({"kube"})),
+    Collector("terway_controlplane", collect_controlplane, frozenset({"kube"})),
+    Collector("terway_cluster_dns", collect_dns, frozenset({"kube"})),
+)

@@ -1,0 +1,225 @@
+"""What Terway holds on one node: ENIs, IPs by state, limits and pool bounds.
+
+Centralised IPAM (a `nodes.network.alibabacloud.com` CR exists) reproduces the controlplane's own
+rules (`pkg/controller/multi-ip/node/pool.go`): an IP is **idle** when `status == Valid` and it has no
+`podID`, on an ENI whose `status == InUse` and that is not `unschedulable`. Only those IPs count toward
+the pool; excess idles above `maxPoolSize` are released, and Terway allocates while idles are below
+`minPoolSize` (+ pending pods).
+
+Legacy IPAM (`terway_nodes is None`, each terwayd calls ECS itself): the only outside view is the ECS
+ENI census, which knows how many IPs each ENI holds but not which a pod uses; such nodes report a total
+only (`IpCounts.unknown`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..sources.cloud.snapshot import CloudSnapshot, InstanceTypeLimits
+from ..sources.kube.snapshot import KubeNode, KubeSnapshot, TerwayNodeCR
+from .eniconf import CTRL_CONFIG_KEY, ConfigError, EniConf, conf_for_node, parse_degradation
+from .errors import CNI_CONFIG_MISSING, classify
+
+IPAM_CRD = "crd"
+IPAM_LEGACY = "legacy"
+
+
+@dataclass(frozen=True, slots=True)
+class IpCounts:
+    in_use: int = 0
+    idle: int = 0
+    unavailable: int = 0
+    unknown: int = 0  # legacy IPAM: held, state not observable from outside the node
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """One node as Terway sees it; None means "not known from the data we have"."""
+
+    name: str
+    instance_id: str
+    instance_type: str
+    zone_id: str
+    ipam_mode: str  # "crd" or "legacy"
+    enis: int | None  # attached ENIs, the primary included
+    eni_limit: int | None  # ENIs the instance type allows, the primary included
+    ips: IpCounts | None
+    ip_capacity: int | None
+    pool_min: int | None
+    pool_max: int | None
+    sufficient_ip: bool | None = None  # core Node condition SufficientIP
+    cni_ready: bool | None = None
+    last_sync_openapi: float | None = None  # Node CR status.lastSyncOpenAPITime
+
+
+def ip_counts(cr: TerwayNodeCR) -> IpCounts:
+    """Terway's idle-IP rule over a Node CR; IPs a pod holds are in use wherever they sit."""
+    in_use = idle = unavailable = 0
+    for nic in cr.nics:
+        schedulable = nic.status == "InUse" and not nic.unschedulable
+        for addr in nic.ipv4:
+            if addr.pod_id:
+                in_use += 1
+            elif schedulable and addr.status == "Valid":
+                idle += 1
+            else:
+                unavailable += 1  # Invalid/Deleting, or on an ENI Terway will not allocate from
+    return IpCounts(in_use=in_use, idle=idle, unavailable=unavailable)
+
+
+def instance_limits(
+    node: KubeNode, cr: TerwayNodeCR | None, cloud: CloudSnapshot
+) -> InstanceTypeLimits | None:
+    instance_type = node.instance_type or (cr.instance_type if cr else "")
+    return cloud.instance_types.get(instance_type) if instance_type else None
+
+
+def eni_limit(cr: TerwayNodeCR | None, limits: InstanceTypeLimits | None) -> int | None:
+    """`spec.nodeCap.adapters` (= EniQuantity, primary included), else the instance type's EniQuantity."""
+    if cr is not None and cr.adapters is not None:
+        return cr.adapters
+    return limits.eni_quantity if limits else None
+
+
+def ip_capacity(
+    node: KubeNode,
+    cr: TerwayNodeCR | None,
+    limits: InstanceTypeLimits | None,
+    conf: EniConf | None,
+) -> int | None:
+    """Most pod IPs the node can hold (terway.md §4.2).
+
+    1. annotation `k8s.aliyun.com/max-available-ip`, which Terway itself publishes;
+    2. the Node CR's `spec.nodeCap`: prefix mode `(ipv4PerAdapter-1) x 16 x (totalAdapters-1)`,
+       otherwise `(adapters-1) x ipv4PerAdapter` (eRDMA share not subtracted: not in the CR view);
+    3. the instance type: legacy `maxENI = int(EniQuantity x eni_cap_ratio) + eni_cap_shift - 1`
+       capped by `max_eni`, times `EniPrivateIpAddressQuantity`.
+    """
+    if node.max_available_ip is not None:
+        return node.max_available_ip
+    if cr is not None and cr.ipv4_per_adapter is not None:
+        if cr.enable_ip_prefix and cr.total_adapters:
+            return max(cr.ipv4_per_adapter - 1, 0) * 16 * max(cr.total_adapters - 1, 0)
+        if cr.adapters is not None:
+            return max(cr.adapters - 1, 0) * cr.ipv4_per_adapter
+    if limits is None:
+        return None
+    return _legacy_max_enis(limits.eni_quantity, conf) * limits.ips_per_eni
+
+
+def _legacy_max_enis(eni_quantity: int, conf: EniConf | None) -> int:
+    if conf is None:
+        return max(eni_quantity - 1, 0)
+    max_enis = int(eni_quantity * conf.eni_cap_ratio) + conf.eni_cap_shift - 1
+    if conf.max_eni > 0:
+        max_enis = min(max_enis, conf.max_eni)
+    return max(max_enis, 0)
+
+
+def pool_bounds(
+    cr: TerwayNodeCR | None, conf: EniConf | None, limits: InstanceTypeLimits | None
+) -> tuple[int | None, int | None]:
+    """(min, max) idle IPs configured for the node.
+
+    The Node CR's `spec.pool` is authoritative (the daemon writes it from the merged config and forces
+    0 in prefix / exclusive-ENI mode). Without it, the merged `eni_conf`; a legacy `min_eni > 0` means
+    `min_pool_size = min_eni x ipPerENI`.
+    """
+    cr_min = cr.min_pool_size if cr is not None else None
+    cr_max = cr.max_pool_size if cr is not None else None
+    if conf is None:
+        return cr_min, cr_max
+    conf_min = conf.min_pool_size
+    if conf.min_eni > 0 and limits is not None:
+        conf_min = conf.min_eni * limits.ips_per_eni
+    return (
+        cr_min if cr_min is not None else conf_min,
+        cr_max if cr_max is not None else conf.max_pool_size,
+    )
+
+
+def legacy_enis(node: KubeNode, cloud: CloudSnapshot) -> tuple[int | None, IpCounts | None]:
+    """ENIs and held IPs of a legacy-IPAM node from the ECS census (None before the first census)."""
+    if cloud.census is None or not node.instance_id:
+        return None, None
+    enis = cloud.census.by_instance.get(node.instance_id, ())
+    held = sum(e.private_ips for e in enis if e.type != "Primary")
+    return len(enis), IpCounts(unknown=held)
+
+
+def node_view(
+    node: KubeNode,
+    cr: TerwayNodeCR | None,
+    conf: EniConf | ConfigError | None,
+    cloud: CloudSnapshot,
+    legacy: bool,
+) -> NodeView:
+    conf_ok = conf if isinstance(conf, EniConf) else None
+    limits = instance_limits(node, cr, cloud)
+    enis: int | None
+    ips: IpCounts | None
+    if legacy:
+        enis, ips = legacy_enis(node, cloud)
+    elif cr is not None:
+        enis = len(cr.nics) + 1  # status.networkInterfaces excludes the primary
+        ips = ip_counts(cr)
+    else:
+        enis, ips = None, None  # CRD mode, CR not created yet
+    pool_min, pool_max = pool_bounds(cr, conf_ok, limits)
+    return NodeView(
+        name=node.name,
+        instance_id=node.instance_id or (cr.instance_id if cr else ""),
+        instance_type=node.instance_type or (cr.instance_type if cr else ""),
+        zone_id=node.zone_id or (cr.zone_id if cr else ""),
+        ipam_mode=IPAM_LEGACY if legacy else IPAM_CRD,
+        enis=enis,
+        eni_limit=eni_limit(cr, limits),
+        ips=ips,
+        ip_capacity=ip_capacity(node, cr, limits, conf_ok),
+        pool_min=pool_min,
+        pool_max=pool_max,
+        sufficient_ip=node.sufficient_ip,
+        cni_ready=cni_ready(node),
+        last_sync_openapi=cr.last_sync_openapi if cr is not None else None,
+    )
+
+
+def managed_nodes(kube: KubeSnapshot) -> list[KubeNode]:
+    """Nodes Terway manages: every core Node not labelled ignore-by-terway / virtual-kubelet."""
+    return [n for n in kube.nodes.values() if not n.ignored]
+
+
+def node_views(
+    kube: KubeSnapshot, cloud: CloudSnapshot, confs: Mapping[str, EniConf | ConfigError]
+) -> list[NodeView]:
+    crs = kube.terway_nodes or {}
+    views = []
+    for node in managed_nodes(kube):
+        conf = conf_for_node(confs, node)
+        views.append(node_view(node, crs.get(node.name), conf, cloud, is_legacy(kube, conf)))
+    return views
+
+
+def is_legacy(kube: KubeSnapshot, conf: EniConf | ConfigError | None) -> bool:
+    """Legacy node-local IPAM: no Node CRD, or a config whose `ipam_type` is not `crd` (the CRD may
+    exist for trunking while the multi-IP controllers, which fill `status.networkInterfaces`, are off)."""
+    if kube.terway_nodes is None:
+        return True
+    return isinstance(conf, EniConf) and not conf.centralized_ipam
+
+
+def cni_ready(node: KubeNode) -> bool | None:
+    """False when the kubelet's Ready condition blames the network plugin / CNI config."""
+    if node.ready is None:
+        return None
+    if node.ready:
+        return True
+    return classify(node.ready_message) != CNI_CONFIG_MISSING
+
+
+def degradation_level(kube: KubeSnapshot) -> str | ConfigError | None:
+    """The controlplane's degradation level, or None when its ConfigMap is not visible (hosted)."""
+    if kube.controlplane_config is None:
+        return None
+    return parse_degradation(kube.controlplane_config.get(CTRL_CONFIG_KEY, ""))
