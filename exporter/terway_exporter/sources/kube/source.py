@@ -79,7 +79,7 @@ class KubeSource:
         failures = 0
         while True:
             try:
-                async with self._api_client() as api:
+                async with open_api_client(self.settings) as api:
                     await self._watch_all(api, since)
             except (OSError, ValueError, TypeError, config.ConfigException) as err:
                 failures += 1
@@ -91,7 +91,7 @@ class KubeSource:
     async def sync_once(self) -> KubeSnapshot:
         """List every resource once and return the snapshot (the `collect` command)."""
         try:
-            async with self._api_client() as api:
+            async with open_api_client(self.settings) as api:
                 self._build(api, since=0.0)  # one-shot: every event present counts
                 results = await asyncio.gather(*(r.sync() for r in self._reflectors.values()),
                                                return_exceptions=True)
@@ -109,17 +109,6 @@ class KubeSource:
         return self._snapshot()
 
     # ------------------------------------------------------------------ internals
-
-    @contextlib.asynccontextmanager
-    async def _api_client(self) -> AsyncIterator[client.ApiClient]:
-        configuration = client.Configuration()
-        if self.settings.kubeconfig:
-            await config.load_kube_config(config_file=self.settings.kubeconfig, context=self.settings.context,
-                                          client_configuration=configuration, persist_config=False)
-        else:
-            config.load_incluster_config(client_configuration=configuration)
-        async with client.ApiClient(configuration) as api:
-            yield api
 
     def _build(self, api: client.ApiClient, since: float) -> None:
         self._tally = EventTally(since=since)
@@ -185,6 +174,19 @@ class KubeSource:
         for group in STATUS_GROUPS:
             self.hub.report(SourceStatus(name=group, attempted=True, up=False,
                                          error=f"cannot configure the Kubernetes client: {one_line(err)}"))
+
+
+@contextlib.asynccontextmanager
+async def open_api_client(settings: KubeSettings) -> AsyncIterator[client.ApiClient]:
+    """An asyncio API client from the kubeconfig file, or from the pod's service account."""
+    configuration = client.Configuration()
+    if settings.kubeconfig:
+        await config.load_kube_config(config_file=settings.kubeconfig, context=settings.context,
+                                      client_configuration=configuration, persist_config=False)
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    async with client.ApiClient(configuration) as api:
+        yield api
 
 
 def group_status(name: str, members: list[Any]) -> SourceStatus | None:

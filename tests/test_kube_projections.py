@@ -1,0 +1,248 @@
+"""Pure projections of raw Kubernetes JSON into the snapshot types, table-driven."""
+
+from __future__ import annotations
+
+import pytest
+
+from terway_exporter.sources.kube.crash import CrashCauses, crash_code
+from terway_exporter.sources.kube.events import EventTally, NetworkEvent, project_event
+from terway_exporter.sources.kube.fields import ProjectionError
+from terway_exporter.sources.kube.nodes import project_node, project_terway_node
+from terway_exporter.sources.kube.objects import (
+    project_configmap,
+    project_daemonset,
+    project_deployment,
+    project_lease,
+    project_pod_networking,
+    project_service,
+)
+from terway_exporter.sources.kube.pods import project_pod_summary, project_waiting_pod
+from terway_exporter.sources.kube.snapshot import ContainerStatus, PodSummary, WaitingPod
+
+T0 = "2026-01-02T03:04:05Z"
+T0_UNIX = 1767323045.0
+
+
+def test_core_node_projection_reads_labels_conditions_and_annotation():
+    node = project_node({
+        "metadata": {
+            "name": "n1",
+            "labels": {"beta.kubernetes.io/instance-type": "ecs.g7.xlarge",
+                       "failure-domain.beta.kubernetes.io/zone": "cn-hangzhou-h",
+                       "topology.kubernetes.io/region": "cn-hangzhou", "terway-config": "dyn-a",
+                       "k8s.aliyun.com/exclusive-mode-eni-type": "eniOnly"},
+            "annotations": {"k8s.aliyun.com/max-available-ip": "45"},
+        },
+        "spec": {"providerID": "cn-hangzhou.i-abc"},
+        "status": {"conditions": [
+            {"type": "Ready", "status": "False", "message": "container runtime network not ready: cni plugin not initialized"},
+            {"type": "SufficientIP", "status": "False", "reason": "InsufficientIP"},
+        ]},
+    })
+    assert (node.name, node.instance_id, node.instance_type, node.zone_id, node.region_id) == (
+        "n1", "i-abc", "ecs.g7.xlarge", "cn-hangzhou-h", "cn-hangzhou")
+    assert node.terway_config == "dyn-a" and node.exclusive_eni and not node.ignored
+    assert node.ready is False and "cni plugin not initialized" in node.ready_message
+    assert node.sufficient_ip is False and node.max_available_ip == 45
+
+
+@pytest.mark.parametrize("labels, ignored", [
+    ({"k8s.aliyun.com/ignore-by-terway": "true"}, True),
+    ({"type": "virtual-kubelet"}, True),
+    ({"k8s.aliyun.com/ignore-by-terway": "false"}, False),
+])
+def test_ignored_nodes(labels, ignored):
+    assert project_node({"metadata": {"name": "n", "labels": labels}}).ignored is ignored
+
+
+def test_node_without_conditions_or_provider_has_unknowns():
+    node = project_node({"metadata": {"name": "n", "annotations": {"k8s.aliyun.com/max-available-ip": "lots"}}})
+    assert node.ready is None and node.sufficient_ip is None and node.max_available_ip is None
+    assert node.instance_id == ""
+
+
+def test_node_cr_projection_sorts_nics_and_ips():
+    cr = project_terway_node({
+        "metadata": {"name": "n1"},
+        "spec": {
+            "nodeMetadata": {"instanceID": "i-1", "instanceType": "ecs.g7.xlarge", "zoneID": "z"},
+            "nodeCap": {"adapters": 4, "totalAdapters": 6, "ipv4PerAdapter": 15},
+            "eni": {"vSwitchOptions": ["vsw-1"], "securityGroupIDs": ["sg-1"], "enableIPPrefix": False,
+                    "enableTrunk": True},
+            "pool": {"minPoolSize": 0, "maxPoolSize": 5},
+        },
+        "status": {
+            "lastSyncOpenAPITime": T0,
+            "networkInterfaces": {
+                "eni-b": {"id": "eni-b", "status": "InUse", "vSwitchID": "vsw-1", "networkInterfaceType": "Secondary",
+                          "ipv4": {"10.0.0.3": {"ip": "10.0.0.3", "status": "Valid"},
+                                   "10.0.0.2": {"ip": "10.0.0.2", "status": "Valid", "podID": "default/p"}},
+                          "conditions": {"InsufficientIP": {"message": "vsw-1 ip is not enough"}}},
+                "eni-a": {"status": "Attaching", "unschedulable": True},
+            },
+        },
+    })
+    assert (cr.adapters, cr.total_adapters, cr.ipv4_per_adapter, cr.min_pool_size, cr.max_pool_size) == (4, 6, 15, 0, 5)
+    assert cr.vswitch_ids == ("vsw-1",) and cr.security_group_ids == ("sg-1",) and cr.enable_trunk
+    assert [n.eni_id for n in cr.nics] == ["eni-a", "eni-b"]
+    assert cr.nics[0].unschedulable and cr.nics[0].status == "Attaching"
+    assert [(a.ip, a.pod_id) for a in cr.nics[1].ipv4] == [("10.0.0.2", "default/p"), ("10.0.0.3", "")]
+    assert cr.nics[1].conditions == ("InsufficientIP",)
+    assert cr.last_sync_openapi == T0_UNIX
+
+
+def test_node_cr_missing_spec_and_status_reads_as_unknown():
+    cr = project_terway_node({"metadata": {"name": "n1"}})
+    assert cr.adapters is None and cr.nics == () and cr.last_sync_openapi is None
+
+
+@pytest.mark.parametrize("raw", [
+    {"metadata": {"name": "n1"}, "spec": {"nodeCap": "four"}},
+    {"metadata": {"name": "n1"}, "spec": {"nodeCap": {"adapters": "many"}}},
+    {"metadata": {"name": "n1"}, "status": {"networkInterfaces": ["eni-1"]}},
+    {"metadata": {"name": "n1"}, "status": {"lastSyncOpenAPITime": "yesterday"}},
+    {"metadata": {}},
+])
+def test_node_cr_of_the_wrong_shape_is_rejected(raw):
+    with pytest.raises(ProjectionError):
+        project_terway_node(raw)
+
+
+def _pod(phase="Pending", node="n1", statuses=None, conditions=None, created=T0):
+    status = {"phase": phase, "conditions": conditions or []}
+    if statuses is not None:
+        status["containerStatuses"] = statuses
+    return {"metadata": {"name": "p", "namespace": "default", "uid": "u1", "creationTimestamp": created},
+            "spec": {"nodeName": node}, "status": status}
+
+
+def _waiting(reason):
+    return {"name": "c", "ready": False, "restartCount": 0, "state": {"waiting": {"reason": reason}}}
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (_pod(statuses=[_waiting("ContainerCreating")]), WaitingPod("n1", T0_UNIX)),
+    (_pod(statuses=None), WaitingPod("n1", T0_UNIX)),
+    (_pod(statuses=[_waiting("ContainerCreating")],
+          conditions=[{"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-01-02T03:05:05Z"}]),
+     WaitingPod("n1", T0_UNIX + 60)),
+    (_pod(statuses=[_waiting("ImagePullBackOff")]), None),
+    (_pod(node="", statuses=None), None),
+    (_pod(phase="Running", statuses=None), None),
+])
+def test_waiting_pod_projection(raw, expected):
+    assert project_waiting_pod(raw) == expected
+
+
+def test_pod_summary_projection():
+    raw = _pod(phase="Running", statuses=[
+        {"name": "terway", "ready": False, "restartCount": 7, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+         "lastState": {"terminated": {"reason": "Error"}}},
+        {"name": "policy", "ready": True, "restartCount": 0, "state": {"running": {}}},
+    ], conditions=[{"type": "Ready", "status": "False"}])
+    pod = project_pod_summary(raw)
+    assert pod.namespace == "default" and pod.node == "n1" and pod.phase == "Running" and not pod.ready
+    assert pod.containers[0] == ContainerStatus("terway", False, 7, "CrashLoopBackOff", "Error")
+    assert pod.containers[1] == ContainerStatus("policy", True, 0, "", "")
+
+
+def _event(message, reason="AllocIPFailed", count=None, series=None, last=T0, uid="e1", component="terway-daemon"):
+    raw = {"metadata": {"name": "x", "namespace": "default", "uid": uid}, "type": "Warning", "reason": reason,
+           "message": message, "source": {"component": component}, "lastTimestamp": last}
+    if count is not None:
+        raw["count"] = count
+    if series is not None:
+        raw["series"] = series
+    return raw
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (_event("InvalidVSwitchId.IpNotEnough: The specified VSwitch has not enough IpAddress", count=3),
+     NetworkEvent("InvalidVSwitchId.IpNotEnough", "AllocIPFailed", 3, T0_UNIX)),
+    (_event("something odd \u2603 \x00 happened", count=2), NetworkEvent("other", "AllocIPFailed", 2, T0_UNIX)),
+    (_event("Back-off pulling image", reason="Failed", component="kubelet"), None),
+    (_event("Throttling", series={"count": 9, "lastObservedTime": "2026-01-02T03:06:05.000001Z"}, count=1),
+     NetworkEvent("Throttling", "AllocIPFailed", 9, T0_UNIX + 120.000001)),
+    ({**_event("InvalidVSwitchId.IpNotEnough"), "type": "Normal"}, None),
+])
+def test_event_projection(raw, expected):
+    assert project_event(raw) == expected
+
+
+def test_event_with_a_non_string_message_is_rejected_not_crashing():
+    with pytest.raises(ProjectionError):
+        project_event(_event({"nested": "object"}))
+
+
+def test_tally_adds_count_increments_and_ignores_history_before_start():
+    tally = EventTally(since=T0_UNIX)
+    new = NetworkEvent("InvalidVSwitchId.IpNotEnough", "AllocIPFailed", 3, T0_UNIX + 1)
+    tally.observe("e1", None, new)  # first seen with count 3 adds 3
+    tally.observe("e1", new, NetworkEvent(new.code, new.reason, 5, T0_UNIX + 2))  # then 5: adds 2
+    old = NetworkEvent("Throttling", "AllocIPFailed", 40, T0_UNIX - 3600)
+    tally.observe("e2", None, old)  # older than the start: its series appears at 0
+    tally.observe("e2", old, NetworkEvent("Throttling", "AllocIPFailed", 41, T0_UNIX + 5))  # a new occurrence
+    tally.observe("e1", new, None)  # expired: what it counted stays
+    assert tally.totals() == {("InvalidVSwitchId.IpNotEnough", "AllocIPFailed"): 5, ("Throttling", "AllocIPFailed"): 1}
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ({"metadata": {"name": "eni-config"}, "data": {"eni_conf": "{}", "10-terway.conf": "{}"}},
+     {"eni_conf": "{}", "10-terway.conf": "{}"}),
+    ({"metadata": {"name": "terway-controlplane"}, "data": {"ctrl-config.yaml": "a: 1"}}, {"ctrl-config.yaml": "a: 1"}),
+    ({"metadata": {"name": "dyn-a"}, "data": {"eni_conf": '{"max_pool_size": 2}'}}, {"eni_conf": '{"max_pool_size": 2}'}),
+    ({"metadata": {"name": "coredns"}, "data": {"Corefile": ".:53 {}"}}, {}),
+    ({"metadata": {"name": "eni-config"}}, {}),
+])
+def test_configmap_projection_keeps_only_terway_data(raw, expected):
+    assert project_configmap(raw) == expected
+
+
+def test_workload_lease_service_and_pod_networking_projections():
+    ds = project_daemonset({"metadata": {"name": "terway-eniip"},
+                            "status": {"desiredNumberScheduled": 3, "numberAvailable": 2, "numberReady": 2}})
+    assert (ds.desired, ds.available, ds.ready) == (3, 2, 2)
+    assert project_daemonset({"metadata": {"name": "kube-proxy"}}) is None
+    deploy = project_deployment({"metadata": {"name": "coredns"}, "spec": {}, "status": {"readyReplicas": 1}})
+    assert (deploy.desired, deploy.available, deploy.ready) == (1, 0, 1)
+    assert project_deployment({"metadata": {"name": "metrics-server"}}) is None
+    lease = project_lease({"metadata": {"name": "terway-controlplane"},
+                           "spec": {"holderIdentity": "cp-0", "renewTime": "2026-01-02T03:04:05.500000Z",
+                                    "leaseDurationSeconds": 15}})
+    assert (lease.holder, lease.renew_time, lease.duration_seconds) == ("cp-0", T0_UNIX + 0.5, 15)
+    assert project_service({"metadata": {"name": "kubernetes", "namespace": "default"},
+                            "spec": {"clusterIP": "172.16.0.1"}}) == "172.16.0.1"
+    assert project_pod_networking({"metadata": {"name": "pn"},
+                                   "status": {"vSwitches": [{"id": "vsw-1", "zone": "z"}, {"zone": "y"}]}}) == {"vsw-1"}
+
+
+def test_crash_code_takes_the_error_closest_to_the_end():
+    log_text = "\n".join([
+        "time=1 level=info msg=starting",
+        "time=2 level=error msg=Throttling retry",
+        "time=3 level=fatal msg=\"error init service: InvalidAccessKeyId.NotFound: Specified access key is not found\"",
+        "time=4 level=info msg=bye",
+    ])
+    assert crash_code(log_text) == "InvalidAccessKeyId.NotFound"
+    assert crash_code("all good\n") is None
+
+
+async def test_crash_causes_read_once_per_restart_count():
+    reads: list[str] = []
+
+    async def read_log(namespace: str, name: str) -> str:
+        reads.append(name)
+        return "fatal: Forbidden.RAM: User not authorized"
+
+    def daemon(restarts: int, reason: str = "CrashLoopBackOff") -> PodSummary:
+        return PodSummary("kube-system", "terway-eniip-x", node="n1",
+                          containers=(ContainerStatus("terway", restarts=restarts, waiting_reason=reason),))
+
+    causes = CrashCauses()
+    assert await causes.refresh({"kube-system/terway-eniip-x": daemon(3)}, read_log)
+    assert not await causes.refresh({"kube-system/terway-eniip-x": daemon(3)}, read_log)
+    assert causes.causes({"kube-system/terway-eniip-x": daemon(3)}) == {"n1": "Forbidden.RAM"}
+    assert await causes.refresh({"kube-system/terway-eniip-x": daemon(4)}, read_log)
+    assert reads == ["terway-eniip-x", "terway-eniip-x"]
+    running = daemon(4, reason="")
+    assert causes.causes({"kube-system/terway-eniip-x": running}) == {}
