@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from support.cloud import render as render_with
 
 from terway_exporter.collectors import eni, vswitch
 from terway_exporter.collectors.base import ClusterState
@@ -19,19 +19,8 @@ from terway_exporter.sources.kube.snapshot import KubeSnapshot, TerwayNodeCR
 ALL = (*vswitch.COLLECTORS, *eni.COLLECTORS)
 
 
-class _Adapter:
-    def __init__(self, state: ClusterState) -> None:
-        self.state = state
-
-    def collect(self):
-        for collector in ALL:
-            yield from collector.collect(self.state)
-
-
 def render(state: ClusterState) -> str:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Adapter(state))
-    return generate_latest(registry).decode()
+    return render_with(state, ALL)
 
 
 def samples(text: str) -> set[str]:

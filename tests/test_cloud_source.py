@@ -1,0 +1,403 @@
+"""The cloud source through the real SDK over HTTP against the simulated cloud."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import math
+import shutil
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from support.cloud import render, settings_for, simulated_cloud, static_env, targets_for
+
+from terway_exporter.collectors import eni, vswitch
+from terway_exporter.collectors.exporter import COLLECTORS as SELF_COLLECTORS
+from terway_exporter.hub import SnapshotHub
+from terway_exporter.simulator.cloud_api import cloud_state
+from terway_exporter.simulator.cloud_faults import FaultRule
+from terway_exporter.simulator.world import World, build_world, load_world, read_scenario
+from terway_exporter.sources.cloud.parse import TERWAY_CREATORS
+from terway_exporter.sources.cloud.snapshot import CloudTargets
+from terway_exporter.sources.cloud.source import STATUS_NAMES, CloudSource
+
+CLOUD_COLLECTORS = (*vswitch.COLLECTORS, *eni.COLLECTORS)
+
+
+def healthy(**changes) -> World:
+    data = copy.deepcopy(read_scenario("healthy"))
+    data.update(changes)
+    return build_world(data)
+
+
+def source_for(world: World, url: str, targets: CloudTargets | None = None, **settings) -> CloudSource:
+    hub = SnapshotHub()
+    hub.publish_targets(targets_for(world) if targets is None else targets)
+    return CloudSource(hub, settings_for(world, url, **settings), env=static_env(world))
+
+
+def values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def expected_census(world: World) -> Counter:
+    def creator(value: str) -> str:
+        return value if value in TERWAY_CREATORS else "other"
+    enis = [world.primary_eni(n) for n in world.nodes.values()] + world.all_enis()
+    return Counter((e.status, e.type, creator(e.creator)) for e in enis)
+
+
+def requests_of(calls: dict, action: str, code: str | None = None) -> int:
+    entry = calls["actions"].get(action, {"total": 0, "codes": {}})
+    return entry["total"] if code is None else entry["codes"].get(code, 0)
+
+
+# --------------------------------------------------------------------------- values
+
+
+async def test_every_cloud_family_matches_the_scenario():
+    world = healthy(stray_enis=[
+        {"count": 2, "status": "Available", "creator": "terway", "age_seconds": 7200},
+        {"count": 1, "status": "Available", "creator": "terway", "age_seconds": 60},  # within the grace period
+        {"count": 3, "status": "Available", "creator": "terway-controller", "age_seconds": 3600},
+        {"count": 4, "status": "Available", "creator": "someone-else", "age_seconds": 86400},
+    ])
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert await source.poll_once()
+            assert await source.census_once()
+        finally:
+            source.close()
+    state = source.hub.state()
+    text = render(state, CLOUD_COLLECTORS)
+    got = values(text)
+    for vsw in world.vswitches.values():
+        key = (("vswitch_id", vsw.vswitch_id),)
+        assert got[("terway_vswitch_available_ip_addresses", key)] == world.available_ips(vsw)
+        assert got[("terway_vswitch_ip_addresses", key)] == 4092  # a /20 less the 4 reserved
+        info = (("cidr_block", vsw.cidr_block), ("name", vsw.name), ("vpc_id", world.vpc_id),
+                ("vswitch_id", vsw.vswitch_id), ("zone_id", vsw.zone_id))
+        assert got[("terway_vswitch_info", info)] == 1
+    assert got[("terway_eni_quota", ())] == world.eni_quota
+    assert got[("terway_eni_quota_usage", ())] == world.quota_usage()
+    census = {(dict(k)["status"], dict(k)["type"], dict(k)["creator"]): v
+              for (name, k), v in got.items() if name == "terway_enis"}
+    assert census == expected_census(world)
+    assert got[("terway_enis_leaked", (("creator", "terway"),))] == 2
+    assert got[("terway_enis_leaked", (("creator", "terway-controller"),))] == 3
+    for it in world.instance_types.values():
+        assert got[("terway_instance_type_eni_limit", (("instance_type", it.instance_type),))] == it.eni_quantity
+        assert got[("terway_instance_type_ips_per_eni", (("instance_type", it.instance_type),))] == it.ips_per_eni
+    for sg in world.security_groups:
+        assert got[("terway_security_group_exists", (("security_group_id", sg),))] == 1
+    assert state.cloud.vpc_id == world.vpc_id  # derived from the vSwitches: no VPC was configured
+    assert all(s.up for s in state.sources.values())
+    promtool = shutil.which("promtool")
+    assert promtool
+    run = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True)
+    assert run.returncode == 0, run.stderr.decode()
+
+
+async def test_missing_vswitches_and_security_groups_are_reported():
+    world = healthy()
+    targets = CloudTargets(region_id=world.region_id, vswitch_ids=frozenset({*world.vswitches, "vsw-deleted"}),
+                           security_group_ids=frozenset({*world.security_groups, "sg-deleted"}))
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, targets)
+        try:
+            assert await source.poll_once()
+        finally:
+            source.close()
+    assert source.hub.cloud.missing_vswitches == {"vsw-deleted"}
+    assert set(source.hub.cloud.vswitches) == set(world.vswitches)
+    got = values(render(source.hub.state(), CLOUD_COLLECTORS))
+    assert got[("terway_security_group_exists", (("security_group_id", "sg-deleted"),))] == 0
+
+
+# --------------------------------------------------------------------------- pages
+
+
+@pytest.mark.parametrize("strays", [492, 493, 992, 993])  # the census sees 8 more ENIs: 500, 501, 1000, 1001
+async def test_eni_pages_at_every_boundary(strays):
+    world = healthy(stray_enis=[{"count": strays, "status": "Available", "creator": "terway", "age_seconds": 7200}])
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert await source.poll_once()
+            leak_calls = requests_of(await sim.calls(), "DescribeNetworkInterfaces")
+            assert await source.census_once()
+            census_calls = requests_of(await sim.calls(), "DescribeNetworkInterfaces") - leak_calls
+        finally:
+            source.close()
+    total = strays + 8
+    assert leak_calls == math.ceil(strays / 500)
+    assert census_calls == math.ceil(total / 500)
+    assert sum(source.hub.cloud.census.counts.values()) == total
+    assert source.hub.cloud.leaked_enis == {"terway": strays, "terway-controller": 0}
+
+
+def many_vswitches(n: int) -> list[dict]:
+    return [{"id": f"vsw-many{i:04d}", "zone": f"cn-hangzhou-{'hij'[i % 3]}", "cidr": f"10.{i // 250}.{i % 250}.0/24"}
+            for i in range(n)]
+
+
+@pytest.mark.parametrize(("count", "calls"), [(20, 1), (21, 2), (41, 3)])
+async def test_vswitch_ids_are_chunked_by_twenty(count, calls):
+    world = healthy(vswitches=many_vswitches(count), nodes=[])
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert await source.poll_once()
+            assert requests_of(await sim.calls(), "DescribeVSwitches") == calls
+        finally:
+            source.close()
+    assert set(source.hub.cloud.vswitches) == set(world.vswitches)
+
+
+@pytest.mark.parametrize(("count", "calls"), [(50, 1), (51, 2), (100, 2), (101, 3)])
+async def test_vpc_listing_pages_by_fifty(count, calls):
+    world = healthy(vswitches=many_vswitches(count), nodes=[])
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, CloudTargets(), vpc_id=world.vpc_id)
+        try:
+            assert await source.poll_once()
+            assert requests_of(await sim.calls(), "DescribeVSwitches") == calls
+        finally:
+            source.close()
+    assert set(source.hub.cloud.vswitches) == set(world.vswitches)
+
+
+@pytest.mark.parametrize(("count", "calls"), [(100, 1), (101, 2)])
+async def test_security_groups_are_chunked_by_a_hundred(count, calls):
+    world = healthy(security_groups=[{"id": f"sg-many{i:04d}"} for i in range(count)])
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert await source.poll_once()
+            assert requests_of(await sim.calls(), "DescribeSecurityGroups") == calls
+        finally:
+            source.close()
+    assert set(source.hub.cloud.security_groups) == set(world.security_groups)
+
+
+@pytest.mark.parametrize(("count", "calls"), [(10, 1), (11, 2)])
+async def test_instance_types_are_batched_by_ten_and_cached(count, calls):
+    types = [{"type": f"ecs.sim{i}.large", "eni_quantity": 3, "ips_per_eni": 6 + i} for i in range(count)]
+    world = healthy(instance_types=types, nodes=[])
+    targets = CloudTargets(region_id=world.region_id, instance_types=frozenset(t["type"] for t in types)
+                           | {"ecs.unknown.large"})
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, targets, vpc_id=world.vpc_id)
+        try:
+            assert await source.poll_once()
+            assert requests_of(await sim.calls(), "DescribeInstanceTypes") == calls + (count % 10 == 0)
+            assert await source.poll_once()  # all cached, the unknown one too
+            assert requests_of(await sim.calls(), "DescribeInstanceTypes") == calls + (count % 10 == 0)
+        finally:
+            source.close()
+    limits = source.hub.cloud.instance_types
+    assert {k: v.ips_per_eni for k, v in limits.items()} == {t["type"]: t["ips_per_eni"] for t in types}
+
+
+async def test_instance_types_are_asked_again_after_their_ttl():
+    world = healthy()
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, instance_type_ttl=0.2)
+        try:
+            assert await source.poll_once()
+            await asyncio.sleep(0.3)
+            assert await source.poll_once()
+            assert requests_of(await sim.calls(), "DescribeInstanceTypes") == 2
+        finally:
+            source.close()
+
+
+# --------------------------------------------------------------------------- scale
+
+
+async def calls_of_one_poll(nodes: int) -> dict[str, int]:
+    world = load_world("healthy", overrides={"nodes": nodes, "instance_type": "ecs.g7.xlarge", "enis": 1, "pods": 4})
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert await source.poll_once()
+            calls = await sim.calls()
+        finally:
+            source.close()
+    return {action: entry["total"] for action, entry in calls["actions"].items()}
+
+
+async def test_calls_per_poll_do_not_grow_with_nodes():
+    small, large = await calls_of_one_poll(10), await calls_of_one_poll(5000)
+    assert small == large
+    assert sum(small.values()) == 5
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@pytest.mark.parametrize("code", ["Throttling", "Throttling.User", "Throttling.Api", "ServiceUnavailable",
+                                  "InternalError"])
+async def test_transient_errors_are_retried_and_counted(code):
+    world = healthy(cloud={"faults": {"DescribeVSwitches": {"code": code, "first_calls": 2}}})
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert await source.poll_once()
+            assert requests_of(await sim.calls(), "DescribeVSwitches", code) == 2
+        finally:
+            source.close()
+    requests = source.hub.counters.snapshot().cloud_requests
+    assert requests[("DescribeVSwitches", code)] == 2
+    assert requests[("DescribeVSwitches", "Success")] == 1
+    assert (source._limiter.rate < source.settings.api_rate) == code.startswith("Throttling")
+
+
+async def test_forbidden_is_not_retried_and_logs_one_line(caplog):
+    world = healthy(cloud={"faults": {"DescribeSecurityGroups": {"code": "Forbidden.RAM"}}})
+    caplog.set_level(logging.DEBUG)
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert not await source.poll_once()
+            assert requests_of(await sim.calls(), "DescribeSecurityGroups") == 1
+        finally:
+            source.close()
+    status = source.hub.sources["cloud_security_groups"]
+    assert not status.up and "Forbidden.RAM" in status.error and "RequestId" in status.error
+    lines = [r for r in caplog.records if "DescribeSecurityGroups" in r.getMessage()]
+    assert len(lines) == 1
+    assert "code=Forbidden.RAM" in lines[0].getMessage() and "request_id=" in lines[0].getMessage()
+    assert all(source.hub.sources[name].up for name in STATUS_NAMES if name not in
+               ("cloud_security_groups", "cloud_eni_census"))
+
+
+async def test_quota_falls_back_to_account_attributes_and_census_usage():
+    world = healthy(cloud={"faults": {"GetProductQuota": {"code": "Forbidden.RAM"}}})
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert await source.poll_once()
+            assert source.hub.cloud.eni_quota == world.eni_quota
+            assert source.hub.cloud.eni_quota_usage is None  # no census yet
+            assert await source.census_once()
+        finally:
+            source.close()
+    secondaries = sum(1 for e in world.all_enis() if e.type != "Primary")
+    assert source.hub.cloud.eni_quota_usage == secondaries
+    assert source.hub.counters.snapshot().cloud_requests[("DescribeAccountAttributes", "Success")] == 1
+
+
+async def test_quota_down_when_both_apis_fail():
+    world = healthy(cloud={"faults": {"GetProductQuota": {"code": "Forbidden.RAM"},
+                                      "DescribeAccountAttributes": {"code": "Forbidden.RAM"}}})
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert not await source.poll_once()
+        finally:
+            source.close()
+    status = source.hub.sources["cloud_eni_quota"]
+    assert not status.up and "GetProductQuota" in status.error and "DescribeAccountAttributes" in status.error
+    assert source.hub.cloud.eni_quota is None
+
+
+async def test_slow_answers_time_out_and_are_retried():
+    world = healthy(cloud={"faults": {"DescribeSecurityGroups": {"delay_seconds": 1.5}}})
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, request_timeout=0.3, max_attempts=2)
+        try:
+            assert not await source.poll_once()
+        finally:
+            source.close()
+    assert source.hub.counters.snapshot().cloud_requests[("DescribeSecurityGroups", "ConnectionError")] == 2
+    assert "ConnectionError" in source.hub.sources["cloud_security_groups"].error
+
+
+async def test_slow_but_in_time_answers_succeed_and_are_timed():
+    world = healthy(cloud={"faults": {"DescribeSecurityGroups": {"delay_seconds": 0.3}}})
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert await source.poll_once()
+        finally:
+            source.close()
+    histogram = source.hub.counters.snapshot().cloud_request_durations["DescribeSecurityGroups"]
+    assert histogram.sum >= 0.3
+
+
+async def test_connection_refused_is_a_connection_error():
+    world = healthy()
+    async with simulated_cloud(world) as sim:
+        closed = sim.url
+    source = source_for(world, closed, max_attempts=3)
+    try:
+        assert not await source.poll_once()
+    finally:
+        source.close()
+    assert source.hub.counters.snapshot().cloud_requests[("DescribeVSwitches", "ConnectionError")] == 3
+
+
+async def test_last_good_values_survive_a_failing_api():
+    world = healthy()
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert await source.poll_once() and await source.census_once()
+            good = source.hub.cloud
+            cloud_state(sim.app).faults.rules = {"*": FaultRule(code="Forbidden.RAM")}
+            assert not await source.poll_once()
+            assert not await source.census_once()
+        finally:
+            source.close()
+    assert source.hub.cloud == good
+    state = source.hub.state()
+    # Instance types came from the cache, without a call: that step stays up.
+    assert {n for n, s in state.sources.items() if s.up} == {"cloud_instance_types"}
+    assert all(s.last_success is not None for s in state.sources.values())
+    got = values(render(state, (*CLOUD_COLLECTORS, *SELF_COLLECTORS)))
+    for name in set(STATUS_NAMES) - {"cloud_instance_types"}:
+        assert got[("terway_exporter_source_up", (("source", name),))] == 0
+    assert got[("terway_eni_quota", ())] == world.eni_quota  # still the last good value
+
+
+async def test_no_region_reports_every_poll_step_down():
+    world = healthy()
+    hub = SnapshotHub()
+    source = CloudSource(hub, settings_for(world, "http://127.0.0.1:9", region_id=None), env=static_env(world))
+    try:
+        assert not await source.poll_once()
+    finally:
+        source.close()
+    assert "region unknown" in hub.sources["cloud_vswitches"].error
+    assert hub.counters.cloud_requests_total() == 0
+
+
+# --------------------------------------------------------------------------- rate
+
+
+async def test_stays_under_api_rate_while_throttled():
+    api_rate = 8.0
+    world = healthy(cloud={"faults": {"*": {"max_rate": 3}}})
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, api_rate=api_rate, retry_base_delay=0.05, retry_max_delay=0.2)
+        try:
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                await source.poll_once()
+            seen = await sim.requests()
+        finally:
+            source.close()
+    times = sorted(r["time"] for r in seen)
+    assert len(times) >= 8
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert busiest <= api_rate + 1  # a burst of one on top of the rate
+    assert any(r["code"] == "Throttling.User" for r in seen)
+    assert source._limiter.rate < api_rate  # backed off after throttling
+    assert sum(source.hub.counters.snapshot().cloud_rate_limit_wait.values()) > 0
