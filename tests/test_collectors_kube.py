@@ -1,0 +1,340 @@
+"""Kubernetes-side collectors: snapshot in, exposition text out (exact, or parsed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import replace
+
+from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from terway_exporter.collectors import config, node, pods, workloads
+from terway_exporter.collectors.base import ClusterState
+from terway_exporter.sources.cloud.snapshot import CloudSnapshot, InstanceTypeLimits
+from terway_exporter.sources.kube.snapshot import (
+    ContainerStatus,
+    KubeNode,
+    KubeSnapshot,
+    LeaseStatus,
+    NodeCRAddress,
+    NodeCRNic,
+    PodSummary,
+    TerwayNodeCR,
+    WaitingPod,
+    WorkloadStatus,
+)
+
+MODULES = (node, pods, workloads, config)
+
+
+class _Families:
+    def __init__(self, families):
+        self._families = list(families)
+
+    def collect(self):
+        return self._families
+
+
+def render(state: ClusterState, modules=MODULES) -> str:
+    families = [m for mod in modules for c in mod.COLLECTORS for m in c.collect(state)]
+    return generate_latest(_Families(families)).decode()
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name:
+                out[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def by_node(text: str, name: str, **match: str) -> dict[str, float]:
+    return {dict(k)["node"]: v for k, v in samples(text, name).items()
+            if all(dict(k).get(lk) == lv for lk, lv in match.items())}
+
+
+ENI_CONF = {"ipam_type": "crd", "min_pool_size": 0, "max_pool_size": 5, "ip_stack": "ipv4",
+            "vswitch_selection_policy": "ordered", "vswitches": {"z1": ["vsw-1"]},
+            "security_groups": ["sg-1"], "service_cidr": "172.16.0.0/16", "enable_eni_trunking": True}
+CNI_CONF = {"cniVersion": "0.4.0", "name": "terway", "type": "terway", "eniip_virtual_type": "Veth",
+            "network_policy_provider": "ebpf"}
+
+
+def cluster(n_nodes: int = 2) -> KubeSnapshot:
+    nodes, crs = {}, {}
+    for i in range(n_nodes):
+        name = f"cn-hangzhou.10.0.{i // 250}.{i % 250}"
+        nodes[name] = KubeNode(name, instance_id=f"i-{i}", instance_type="ecs.g7.xlarge", zone_id="z1",
+                               ready=True, sufficient_ip=True)
+        addresses = tuple(NodeCRAddress(f"10.1.{i // 250}.{j}", "Valid", pod_id=f"default/p{j}" if j < 10 else "")
+                          for j in range(13))
+        crs[name] = TerwayNodeCR(name, instance_id=f"i-{i}", instance_type="ecs.g7.xlarge", zone_id="z1",
+                                 adapters=4, ipv4_per_adapter=15, min_pool_size=0, max_pool_size=5,
+                                 nics=(NodeCRNic("eni-x", "InUse", ipv4=addresses),),
+                                 last_sync_openapi=1_700_000_000.0)
+    return KubeSnapshot(nodes=nodes, terway_nodes=crs,
+                        eni_config={"eni_conf": json.dumps(ENI_CONF), "10-terway.conf": json.dumps(CNI_CONF)},
+                        kubernetes_service_ip="172.16.0.1")
+
+
+def state(kube: KubeSnapshot, **kw) -> ClusterState:
+    return ClusterState(now=1_700_000_100.0, kube=kube, **kw)
+
+
+# ------------------------------------------------------------------------------------ nodes
+
+
+def test_node_families_in_crd_mode():
+    text = render(state(cluster(1)), [node])
+    assert text == """\
+# HELP terway_node_info 1 per node Terway manages; ipam_mode is crd (centralised IPAM, Node CR) or legacy (node-local).
+# TYPE terway_node_info gauge
+terway_node_info{instance_id="i-0",instance_type="ecs.g7.xlarge",ipam_mode="crd",node="cn-hangzhou.10.0.0.0",zone_id="z1"} 1.0
+# HELP terway_node_ips Pod IPs held on the node's secondary ENIs by state: in_use (a pod holds it), idle (Valid, no pod, on an InUse schedulable ENI: Terway's pool), unavailable (anything else); unknown in legacy IPAM, where only the ECS census total is visible.
+# TYPE terway_node_ips gauge
+terway_node_ips{node="cn-hangzhou.10.0.0.0",state="in_use"} 10.0
+terway_node_ips{node="cn-hangzhou.10.0.0.0",state="idle"} 3.0
+terway_node_ips{node="cn-hangzhou.10.0.0.0",state="unavailable"} 0.0
+# HELP terway_node_enis ENIs attached to the node, the primary included.
+# TYPE terway_node_enis gauge
+terway_node_enis{node="cn-hangzhou.10.0.0.0"} 2.0
+# HELP terway_node_eni_limit ENIs the instance type allows, the primary included (Node CR spec.nodeCap.adapters, else EniQuantity from DescribeInstanceTypes).
+# TYPE terway_node_eni_limit gauge
+terway_node_eni_limit{node="cn-hangzhou.10.0.0.0"} 4.0
+# HELP terway_node_ip_capacity Most pod IPs the node can hold (annotation k8s.aliyun.com/max-available-ip, else Node CR spec.nodeCap, else the instance type's limits).
+# TYPE terway_node_ip_capacity gauge
+terway_node_ip_capacity{node="cn-hangzhou.10.0.0.0"} 45.0
+# HELP terway_node_pool_min_ips min_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the node's dynamic config).
+# TYPE terway_node_pool_min_ips gauge
+terway_node_pool_min_ips{node="cn-hangzhou.10.0.0.0"} 0.0
+# HELP terway_node_pool_max_ips max_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the node's dynamic config).
+# TYPE terway_node_pool_max_ips gauge
+terway_node_pool_max_ips{node="cn-hangzhou.10.0.0.0"} 5.0
+# HELP terway_node_sufficient_ip 1/0 from the Node condition SufficientIP.
+# TYPE terway_node_sufficient_ip gauge
+terway_node_sufficient_ip{node="cn-hangzhou.10.0.0.0"} 1.0
+# HELP terway_node_cni_ready 0 when the kubelet reports the network plugin or CNI config not ready, else 1.
+# TYPE terway_node_cni_ready gauge
+terway_node_cni_ready{node="cn-hangzhou.10.0.0.0"} 1.0
+# HELP terway_node_last_openapi_sync_timestamp_seconds Node CR status.lastSyncOpenAPITime: last full sync of the node's ENIs with the cloud API.
+# TYPE terway_node_last_openapi_sync_timestamp_seconds gauge
+terway_node_last_openapi_sync_timestamp_seconds{node="cn-hangzhou.10.0.0.0"} 1.7e+09
+"""
+
+
+def test_a_node_that_leaves_or_is_ignored_loses_its_series():
+    kube = cluster(3)
+    names = sorted(kube.nodes)
+    before = render(state(kube), [node])
+    assert set(by_node(before, "terway_node_enis")) == set(names)
+    gone = dict(kube.nodes)
+    del gone[names[0]]
+    gone[names[1]] = replace(gone[names[1]], ignored=True)
+    after = render(state(replace(kube, nodes=gone)), [node])
+    for family in ("terway_node_info", "terway_node_enis", "terway_node_ips", "terway_node_ip_capacity",
+                   "terway_node_pool_max_ips", "terway_node_cni_ready"):
+        assert set(by_node(after, family)) == {names[2]}, family
+
+
+def test_node_cni_not_ready_and_insufficient_ip():
+    kube = cluster(1)
+    name = next(iter(kube.nodes))
+    sick = replace(kube.nodes[name], ready=False, sufficient_ip=False,
+                   ready_message="container runtime network not ready: NetworkReady=false "
+                                 "reason:NetworkPluginNotReady message:Network plugin returns error: "
+                                 "cni plugin not initialized")
+    text = render(state(replace(kube, nodes={name: sick})), [node])
+    assert by_node(text, "terway_node_cni_ready") == {name: 0.0}
+    assert by_node(text, "terway_node_sufficient_ip") == {name: 0.0}
+
+
+def test_legacy_node_reports_a_total_of_unknown_state():
+    from terway_exporter.sources.cloud.snapshot import Eni, EniCensus
+
+    kube = replace(cluster(1), terway_nodes=None)
+    name, n = next(iter(kube.nodes.items()))
+    census = EniCensus(counts={}, by_instance={n.instance_id: (
+        Eni("eni-p", "InUse", "Primary", "other", private_ips=1),
+        Eni("eni-1", "InUse", "Secondary", "terway", private_ips=12))}, taken_at=0.0)
+    cloud = CloudSnapshot(census=census, instance_types={"ecs.g7.xlarge": InstanceTypeLimits(
+        "ecs.g7.xlarge", eni_quantity=4, ips_per_eni=15)})
+    text = render(state(kube, cloud=cloud), [node])
+    assert samples(text, "terway_node_ips") == {(("node", name), ("state", "unknown")): 12.0}
+    assert by_node(text, "terway_node_enis") == {name: 2.0}
+    assert by_node(text, "terway_node_info", ipam_mode="legacy") == {name: 1.0}
+
+
+def test_nothing_kubernetes_side_without_a_cluster():
+    assert render(replace(state(cluster(2)), kube_enabled=False)) == ""
+
+
+def test_node_collector_is_fast_at_5000_nodes():
+    big = state(cluster(5000))
+    started = time.perf_counter()
+    families = list(node.COLLECTORS[0].collect(big))
+    collect_seconds = time.perf_counter() - started
+    text = generate_latest(_Families(families))
+    total_seconds = time.perf_counter() - started
+    assert text.count(b"\nterway_node_ips{") == 15000
+    assert collect_seconds < 1.0, collect_seconds
+    assert total_seconds < 3.0, total_seconds
+
+
+# ------------------------------------------------------------------------------------ pods and events
+
+
+def test_waiting_pods_and_network_errors():
+    kube = replace(
+        cluster(0),
+        nodes={"n1": KubeNode("n1"), "eci": KubeNode("eci", ignored=True)},
+        waiting_pods={"u1": WaitingPod("n1", 1_700_000_000.0), "u2": WaitingPod("n1", 1_700_000_070.0),
+                      "u3": WaitingPod("eci", 1_699_000_000.0)},
+        network_errors={("InvalidVSwitchId.IpNotEnough", "AllocIPFailed"): 3,
+                        ("other", "FailedCreatePodSandBox"): 1, ("Made.Up", "AllocIPFailed"): 2},
+    )
+    assert render(state(kube), [pods]) == """\
+# HELP terway_pods_waiting_for_network Scheduled pods still creating their sandbox (Pending, no sandbox yet), by node.
+# TYPE terway_pods_waiting_for_network gauge
+terway_pods_waiting_for_network{node="n1"} 2.0
+# HELP terway_pods_waiting_for_network_oldest_seconds Age of the oldest pod on the node still waiting for its sandbox, since it was scheduled.
+# TYPE terway_pods_waiting_for_network_oldest_seconds gauge
+terway_pods_waiting_for_network_oldest_seconds{node="n1"} 100.0
+# HELP terway_network_errors_total Occurrences of network-related Warning events (event count increments), by the error code the message names (closed list, 'other' when none) and the event reason.
+# TYPE terway_network_errors_total counter
+terway_network_errors_total{code="InvalidVSwitchId.IpNotEnough",reason="AllocIPFailed"} 3.0
+terway_network_errors_total{code="other",reason="AllocIPFailed"} 2.0
+terway_network_errors_total{code="other",reason="FailedCreatePodSandBox"} 1.0
+"""
+
+
+# ------------------------------------------------------------------------------------ workloads
+
+
+def _daemon_pod(node_name: str, ready: bool, terway: ContainerStatus) -> PodSummary:
+    return PodSummary("kube-system", f"terway-eniip-{node_name}", node=node_name, ready=ready,
+                      containers=(terway, ContainerStatus("policy", ready=True)),
+                      init_containers=(ContainerStatus("terway-init", ready=True),))
+
+
+def test_workload_families():
+    kube = KubeSnapshot(
+        daemonset=WorkloadStatus("terway-eniip", desired=3, available=1, ready=1),
+        daemon_pods={
+            "a": _daemon_pod("n1", True, ContainerStatus("terway", ready=True, restarts=1)),
+            "b": _daemon_pod("n2", False, ContainerStatus("terway", restarts=7, waiting_reason="CrashLoopBackOff",
+                                                          last_terminated_reason="Error")),
+            "c": _daemon_pod("n3", False, ContainerStatus("terway", waiting_reason="ImagePullBackOff")),
+        },
+        crash_causes={"n2": "Forbidden.RAM"},
+        controlplane=WorkloadStatus("terway-controlplane", desired=1, available=0),
+        controlplane_lease=LeaseStatus(holder="cp-0", renew_time=1_700_000_050.0),
+        controlplane_config={"ctrl-config.yaml": "degradation: l0\n"},
+        coredns=WorkloadStatus("coredns", desired=2, available=2, ready=2),
+    )
+    assert render(state(kube), [workloads]) == """\
+# HELP terway_daemon_pods terway-eniip pods: desired (DaemonSet desiredNumberScheduled), ready, not_ready (every pod not Ready, crash-looping ones included), crash_looping (a container waiting in CrashLoopBackOff).
+# TYPE terway_daemon_pods gauge
+terway_daemon_pods{state="desired"} 3.0
+terway_daemon_pods{state="ready"} 1.0
+terway_daemon_pods{state="not_ready"} 2.0
+terway_daemon_pods{state="crash_looping"} 1.0
+# HELP terway_daemon_container_restarts_total Restarts of each terway-eniip container (init containers included), by node.
+# TYPE terway_daemon_container_restarts_total counter
+terway_daemon_container_restarts_total{container="policy",node="n1"} 0.0
+terway_daemon_container_restarts_total{container="terway",node="n1"} 1.0
+terway_daemon_container_restarts_total{container="terway-init",node="n1"} 0.0
+terway_daemon_container_restarts_total{container="policy",node="n2"} 0.0
+terway_daemon_container_restarts_total{container="terway",node="n2"} 7.0
+terway_daemon_container_restarts_total{container="terway-init",node="n2"} 0.0
+terway_daemon_container_restarts_total{container="policy",node="n3"} 0.0
+terway_daemon_container_restarts_total{container="terway",node="n3"} 0.0
+terway_daemon_container_restarts_total{container="terway-init",node="n3"} 0.0
+# HELP terway_daemon_container_waiting 1 while a terway-eniip container waits, by reason (CrashLoopBackOff, ImagePullBackOff, ...).
+# TYPE terway_daemon_container_waiting gauge
+terway_daemon_container_waiting{container="terway",node="n2",reason="CrashLoopBackOff"} 1.0
+terway_daemon_container_waiting{container="terway",node="n3",reason="ImagePullBackOff"} 1.0
+# HELP terway_daemon_crash_cause 1 when the previous log of the node's crashing terway container names a known error code.
+# TYPE terway_daemon_crash_cause gauge
+terway_daemon_crash_cause{code="Forbidden.RAM",node="n2"} 1.0
+# HELP terway_controlplane_replicas terway-controlplane Deployment replicas: desired and available.
+# TYPE terway_controlplane_replicas gauge
+terway_controlplane_replicas{state="desired"} 1.0
+terway_controlplane_replicas{state="available"} 0.0
+# HELP terway_controlplane_in_cluster 1 when the terway-controlplane Deployment runs in this cluster, 0 when it is not visible (hosted by ACK managed, or absent).
+# TYPE terway_controlplane_in_cluster gauge
+terway_controlplane_in_cluster 1.0
+# HELP terway_controlplane_lease_renew_timestamp_seconds Last renewal of the terway-controlplane leader Lease (spec.renewTime).
+# TYPE terway_controlplane_lease_renew_timestamp_seconds gauge
+terway_controlplane_lease_renew_timestamp_seconds 1.70000005e+09
+# HELP terway_controlplane_degradation Controlplane degradation level from ctrl-config.yaml (state set): l0 makes no OpenAPI calls, l1 allocates but never syncs or releases.
+# TYPE terway_controlplane_degradation gauge
+terway_controlplane_degradation{level="none"} 0.0
+terway_controlplane_degradation{level="l0"} 1.0
+terway_controlplane_degradation{level="l1"} 0.0
+# HELP terway_cluster_dns_replicas CoreDNS Deployment replicas: desired and available.
+# TYPE terway_cluster_dns_replicas gauge
+terway_cluster_dns_replicas{state="desired"} 2.0
+terway_cluster_dns_replicas{state="available"} 2.0
+"""
+
+
+def test_hosted_controlplane():
+    text = render(state(KubeSnapshot()), [workloads])
+    assert samples(text, "terway_controlplane_in_cluster") == {(): 0.0}
+    for absent in ("terway_controlplane_replicas", "terway_controlplane_degradation",
+                   "terway_controlplane_lease_renew_timestamp_seconds", "terway_cluster_dns_replicas"):
+        assert samples(text, absent) == {}, absent
+
+
+# ------------------------------------------------------------------------------------ configuration
+
+
+def test_config_info_and_every_check_reported():
+    text = render(state(cluster(1)), [config])
+    info = samples(text, "terway_config_info")
+    assert info == {(("eniip_virtual_type", "veth"), ("ip_stack", "ipv4"), ("ipam_type", "crd"),
+                     ("network_policy", "enabled"), ("network_policy_provider", "ebpf"), ("trunking", "true"),
+                     ("vswitch_selection_policy", "ordered")): 1.0}
+    problems = samples(text, "terway_config_problems")
+    checks = {dict(k)["check"] for k in problems}
+    assert {"eni_conf_unparsable", "vswitch_not_found", "vswitch_other_vpc", "security_group_not_found",
+            "zone_without_vswitch", "service_cidr_mismatch", "pool_min_above_max",
+            "pool_min_above_capacity", "plaintext_credentials"} <= checks
+    assert set(problems.values()) == {0.0}
+    assert samples(text, "terway_config_problem") == {}
+
+
+def test_config_problem_series_name_the_objects():
+    conf = dict(ENI_CONF, access_key="LTAI5tEXAMPLE", min_pool_size=9)
+    kube = replace(cluster(1), eni_config={"eni_conf": json.dumps(conf), "10-terway.conf": json.dumps(CNI_CONF)})
+    text = render(state(kube), [config])
+    problems = {dict(k)["check"]: v for k, v in samples(text, "terway_config_problems").items() if v}
+    assert problems == {"plaintext_credentials": 1.0, "pool_min_above_max": 1.0}
+    assert set(samples(text, "terway_config_problem")) == {
+        (("check", "plaintext_credentials"), ("object", "eni-config/eni_conf")),
+        (("check", "pool_min_above_max"), ("object", "eni-config/eni_conf")),
+    }
+    assert "LTAI5t" not in text
+
+
+def test_unparsable_eni_conf_drops_the_info_but_keeps_the_checks():
+    kube = replace(cluster(1), eni_config={"eni_conf": "{", "10-terway.conf": json.dumps(CNI_CONF)})
+    text = render(state(kube), [config])
+    assert samples(text, "terway_config_info") == {}
+    assert samples(text, "terway_config_problem") == {
+        (("check", "eni_conf_unparsable"), ("object", "eni-config/eni_conf")): 1.0}
+
+
+def test_exposition_passes_promtool():
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool must be installed (scripts/test.sh installs it)"
+    kube = replace(cluster(3), daemon_pods={"a": _daemon_pod("n1", True, ContainerStatus("terway"))},
+                   daemonset=WorkloadStatus("terway-eniip", desired=1),
+                   network_errors={("Throttling", "AllocIPFailed"): 1})
+    text = render(state(kube))
+    result = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,155 @@
+"""Terway's per-node rules: idle IPs, capacity, ENI limit, pool bounds, legacy IPAM, degradation."""
+
+from __future__ import annotations
+
+import json
+
+from terway_exporter.sources.cloud.snapshot import CloudSnapshot, Eni, EniCensus, InstanceTypeLimits
+from terway_exporter.sources.kube.snapshot import (
+    KubeNode,
+    KubeSnapshot,
+    NodeCRAddress,
+    NodeCRNic,
+    TerwayNodeCR,
+)
+from terway_exporter.terway.eniconf import ConfigError, EniConf, effective_confs
+from terway_exporter.terway.node import (
+    IpCounts,
+    cni_ready,
+    degradation_level,
+    ip_capacity,
+    ip_counts,
+    node_views,
+    pool_bounds,
+)
+
+G7 = InstanceTypeLimits("ecs.g7.xlarge", eni_quantity=4, ips_per_eni=15, eni_total_quantity=4)
+CLOUD = CloudSnapshot(instance_types={"ecs.g7.xlarge": G7})
+
+
+def ips(*specs: str) -> tuple[NodeCRAddress, ...]:
+    """"V" valid idle, "P" valid with a pod, "I" invalid, "D" deleting, "DP" deleting with a pod."""
+    status = {"V": "Valid", "P": "Valid", "I": "Invalid", "D": "Deleting", "DP": "Deleting"}
+    return tuple(
+        NodeCRAddress(f"10.0.0.{i}", status[s], pod_id="default/p" if "P" in s else "")
+        for i, s in enumerate(specs)
+    )
+
+
+def test_idle_rule_is_terways():
+    cr = TerwayNodeCR(
+        "n1",
+        nics=(
+            NodeCRNic("eni-a", "InUse", ipv4=ips("P", "P", "V", "V", "I", "D", "DP")),
+            # Unschedulable ENI (block-listed tag): its free IPs are not the pool's.
+            NodeCRNic("eni-b", "InUse", unschedulable=True, ipv4=ips("V", "P")),
+            # Still attaching: nothing on it is allocatable yet.
+            NodeCRNic("eni-c", "Attaching", ipv4=ips("V")),
+        ),
+    )
+    assert ip_counts(cr) == IpCounts(in_use=4, idle=2, unavailable=4)
+
+
+def test_capacity_prefers_the_annotation_then_node_cap_then_instance_type():
+    annotated = KubeNode("n", max_available_ip=30)
+    plain = KubeNode("n", instance_type="ecs.g7.xlarge")
+    cr = TerwayNodeCR("n", adapters=8, ipv4_per_adapter=20, total_adapters=8)
+    assert ip_capacity(annotated, cr, G7, None) == 30
+    assert ip_capacity(plain, cr, G7, None) == 7 * 20
+    prefix = TerwayNodeCR("n", adapters=8, ipv4_per_adapter=20, total_adapters=8, enable_ip_prefix=True)
+    assert ip_capacity(plain, prefix, G7, None) == 19 * 16 * 7
+    assert ip_capacity(plain, None, G7, None) == 3 * 15
+    assert ip_capacity(plain, None, None, None) is None
+
+
+def test_legacy_capacity_applies_eni_cap_ratio_shift_and_max_eni():
+    plain = KubeNode("n")
+    assert ip_capacity(plain, None, G7, EniConf(eni_cap_ratio=0.5)) == (2 - 1) * 15
+    assert ip_capacity(plain, None, G7, EniConf(eni_cap_shift=1)) == 4 * 15
+    assert ip_capacity(plain, None, G7, EniConf(max_eni=2)) == 2 * 15
+
+
+def test_pool_bounds_prefer_the_node_cr():
+    conf = EniConf(min_pool_size=2, max_pool_size=5)
+    assert pool_bounds(TerwayNodeCR("n", min_pool_size=0, max_pool_size=0), conf, G7) == (0, 0)  # prefix mode
+    assert pool_bounds(TerwayNodeCR("n"), conf, G7) == (2, 5)
+    assert pool_bounds(None, EniConf(min_eni=1, max_pool_size=30), G7) == (15, 30)  # min_eni x ipPerENI
+    assert pool_bounds(None, None, G7) == (None, None)
+
+
+def _crd_kube(**kw) -> KubeSnapshot:
+    conf = {"ipam_type": "crd", "min_pool_size": 1, "max_pool_size": 5, "vswitches": {"z1": ["vsw-1"]}}
+    defaults = dict(
+        nodes={
+            "a": KubeNode("a", instance_id="i-a", instance_type="ecs.g7.xlarge", zone_id="z1",
+                          sufficient_ip=False, ready=True),
+            "b": KubeNode("b", instance_type="ecs.g7.xlarge", terway_config="big"),
+            "vk": KubeNode("vk", ignored=True),
+        },
+        terway_nodes={
+            "a": TerwayNodeCR("a", adapters=4, ipv4_per_adapter=15, min_pool_size=3, max_pool_size=10,
+                              nics=(NodeCRNic("eni-1", "InUse", ipv4=ips("P", "V")),),
+                              last_sync_openapi=1_700_000_000.0),
+        },
+        eni_config={"eni_conf": json.dumps(conf)},
+        dynamic_configs={"big": {"eni_conf": '{"max_pool_size": 50}'}},
+    )
+    defaults.update(kw)
+    return KubeSnapshot(**defaults)
+
+
+def test_node_views_in_crd_mode():
+    kube = _crd_kube()
+    views = {v.name: v for v in node_views(kube, CLOUD, effective_confs(kube))}
+    assert set(views) == {"a", "b"}  # ignored nodes are not Terway's
+    a, b = views["a"], views["b"]
+    assert (a.ipam_mode, a.enis, a.eni_limit, a.ip_capacity) == ("crd", 2, 4, 45)
+    assert a.ips == IpCounts(in_use=1, idle=1)
+    assert (a.pool_min, a.pool_max) == (3, 10)
+    assert (a.sufficient_ip, a.cni_ready, a.last_sync_openapi) == (False, True, 1_700_000_000.0)
+    # No Node CR yet: no ENI/IP data, but limits from the instance type and the merged dynamic config.
+    assert (b.enis, b.ips, b.eni_limit, b.ip_capacity) == (None, None, 4, 45)
+    assert (b.pool_min, b.pool_max) == (1, 50)
+
+
+def test_node_views_in_legacy_mode_use_the_eni_census():
+    census = EniCensus(
+        counts={},
+        by_instance={"i-a": (Eni("eni-p", "InUse", "Primary", "other", private_ips=1),
+                             Eni("eni-1", "InUse", "Secondary", "terway", private_ips=10),
+                             Eni("eni-2", "InUse", "Secondary", "terway", private_ips=6))},
+        taken_at=0.0,
+    )
+    kube = _crd_kube(terway_nodes=None, eni_config={"eni_conf": '{"max_pool_size": 5}'})
+    cloud = CloudSnapshot(instance_types={"ecs.g7.xlarge": G7}, census=census)
+    views = {v.name: v for v in node_views(kube, cloud, effective_confs(kube))}
+    assert views["a"].ipam_mode == "legacy"
+    assert (views["a"].enis, views["a"].ips) == (3, IpCounts(unknown=16))
+    assert views["b"].enis is None  # no instance id: cannot be matched to the census
+    before_census = {v.name: v for v in node_views(kube, CLOUD, effective_confs(kube))}
+    assert before_census["a"].enis is None and before_census["a"].ips is None
+
+
+def test_crd_installed_but_ipam_type_legacy_is_legacy():
+    kube = _crd_kube(eni_config={"eni_conf": '{"ipam_type": ""}'})
+    views = {v.name: v for v in node_views(kube, CLOUD, effective_confs(kube))}
+    assert views["a"].ipam_mode == "legacy"
+    assert views["a"].eni_limit == 4  # nodeCap still read
+
+
+def test_cni_ready():
+    assert cni_ready(KubeNode("n", ready=True)) is True
+    assert cni_ready(KubeNode("n")) is None
+    assert cni_ready(KubeNode("n", ready=False, ready_message="container runtime network not ready: "
+                              "NetworkReady=false reason:NetworkPluginNotReady message:Network plugin "
+                              "returns error: cni plugin not initialized")) is False
+    # Not ready for another reason: the CNI is not blamed.
+    assert cni_ready(KubeNode("n", ready=False, ready_message="Kubelet stopped posting node status.")) is True
+
+
+def test_degradation_level():
+    assert degradation_level(KubeSnapshot()) is None  # hosted controlplane: not visible
+    assert degradation_level(KubeSnapshot(controlplane_config={"ctrl-config.yaml": "degradation: l0"})) == "l0"
+    assert degradation_level(KubeSnapshot(controlplane_config={})) == "none"
+    assert isinstance(degradation_level(KubeSnapshot(controlplane_config={"ctrl-config.yaml": "a: ["})),
+                      ConfigError)
