@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,15 +105,19 @@ def _eni_filter(world: World, params: dict[str, str]):
     if group and group not in world.security_groups:
         raise ApiError("InvalidSecurityGroupId.NotFound")
     first_group = next(iter(world.security_groups), "")
+    fields: dict[str, Callable[[WorldEni], str]] = {
+        "VSwitchId": lambda e: e.vswitch_id, "Status": lambda e: e.status, "Type": lambda e: e.type,
+        "InstanceId": lambda e: e.instance_id, "VpcId": lambda e: eni_vpc(world, e),
+        "PrimaryIpAddress": lambda e: e.ips[0].ip if e.ips else "",
+    }
+    # Only the filters the request sets, resolved once: the census pages through 40,000 ENIs.
+    active = [(get, params[name]) for name, get in fields.items() if params.get(name)]
 
     def keep(view: EniView) -> bool:
         eni = view.eni
         if ids and eni.eni_id not in ids:
             return False
-        if not (matches(params, "VSwitchId", eni.vswitch_id) and matches(params, "Status", eni.status)
-                and matches(params, "Type", eni.type) and matches(params, "InstanceId", eni.instance_id)
-                and matches(params, "VpcId", eni_vpc(world, eni))
-                and matches(params, "PrimaryIpAddress", eni.ips[0].ip if eni.ips else "")):
+        if active and any(get(eni) != wanted for get, wanted in active):
             return False
         if group and group != first_group:
             return False

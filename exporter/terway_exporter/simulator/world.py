@@ -293,6 +293,7 @@ class _Allocator:
         self.world = world
         self.counter = 0
         self.next_host: dict[str, int] = {}
+        self.networks: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
 
     def eni_id(self) -> str:
         self.counter += 1
@@ -302,8 +303,11 @@ class _Allocator:
         return "00:16:3e:%02x:%02x:%02x" % ((self.counter >> 16) & 255, (self.counter >> 8) & 255, self.counter & 255)
 
     def ip(self, vswitch_id: str) -> str:
-        vsw = self.world.vswitches.get(vswitch_id)
-        net = ipaddress.ip_network(vsw.cidr_block if vsw else "10.255.0.0/16", strict=False)
+        net = self.networks.get(vswitch_id)
+        if net is None:  # parsed once per vSwitch: the scale scenario hands out 180,000 addresses
+            vsw = self.world.vswitches.get(vswitch_id)
+            net = self.networks[vswitch_id] = ipaddress.ip_network(
+                vsw.cidr_block if vsw else "10.255.0.0/16", strict=False)
         index = self.next_host.get(vswitch_id, 1)
         self.next_host[vswitch_id] = index + 1
         return str(net.network_address + (index % (net.num_addresses - 4)) + 1)
@@ -338,11 +342,18 @@ def _add_node(world: World, alloc: _Allocator, item: dict[str, Any]) -> WorldNod
         eni = WorldEni(eni_id=alloc.eni_id(), vswitch_id=vswitch, zone_id=zone, instance_id=node.instance_id,
                        mac=alloc.mac(), created_at=world.started_at - 86400)
         node.enis.append(eni)
-    # Fill ENIs in order, as Terway's most_ips selection does, up to the per-ENI limit.
+    # Fill ENIs in order, as Terway's most_ips selection does, up to the per-ENI limit;
+    # `spread_ips: true` deals them out round-robin instead (no ENI left without an address).
     wanted = [f"default/{node.name}-pod-{i}" for i in range(pods)] + [""] * idle
+    wanted.reverse()  # pop() from the end is O(1); the order handed out stays pods first
+    if item.get("spread_ips"):
+        while wanted and any(len(e.ips) < limits.ips_per_eni for e in node.enis):
+            for eni in node.enis:
+                if wanted and len(eni.ips) < limits.ips_per_eni:
+                    eni.ips.append(WorldIP(ip=alloc.ip(vswitch), pod_id=wanted.pop()))
     for eni in node.enis:
         while wanted and len(eni.ips) < limits.ips_per_eni:
-            eni.ips.append(WorldIP(ip=alloc.ip(vswitch), pod_id=wanted.pop(0)))
+            eni.ips.append(WorldIP(ip=alloc.ip(vswitch), pod_id=wanted.pop()))
     if wanted:
         raise ScenarioError(
             f"scenario {world.name!r}: node {node.name!r} holds more IPs than {eni_count} ENIs of {instance_type} allow")
@@ -360,7 +371,8 @@ def _first_vswitch(world: World, zone: str) -> str:
 def _generate_nodes(world: World, alloc: _Allocator, gen: dict[str, Any]) -> None:
     """Many alike nodes for scale scenarios: `nodes` of them spread over the zones' vSwitches.
 
-    Keys: nodes, instance_type, enis (per node), pods (per node), idle (per node), name_prefix.
+    Keys: nodes, instance_type, enis (per node), pods (per node), idle (per node), name_prefix,
+    spread_ips (deal IPs round-robin over the ENIs).
     """
     count = int(gen.get("nodes", 0))
     zones = sorted({v.zone_id for v in world.vswitches.values()})
@@ -374,6 +386,7 @@ def _generate_nodes(world: World, alloc: _Allocator, gen: dict[str, Any]) -> Non
             "instance_type": gen["instance_type"], "enis": gen.get("enis", 1),
             "pods": gen.get("pods", 0), "idle": gen.get("idle", 0),
             "min_pool_size": gen.get("min_pool_size", 0), "max_pool_size": gen.get("max_pool_size", 5),
+            "spread_ips": gen.get("spread_ips", False),
         })
 
 
