@@ -147,42 +147,40 @@ def many_vswitches(n: int) -> list[dict]:
             for i in range(n)]
 
 
+async def poll_calls(world: World, action: str, targets: CloudTargets | None = None,
+                     **settings) -> tuple[CloudSource, int]:
+    """One successful poll; returns the source and the simulator's count of `action` requests."""
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, targets, **settings)
+        try:
+            assert await source.poll_once()
+            calls = requests_of(await sim.calls(), action)
+        finally:
+            source.close()
+    return source, calls
+
+
 @pytest.mark.parametrize(("count", "calls"), [(20, 1), (21, 2), (41, 3)])
 async def test_vswitch_ids_are_chunked_by_twenty(count, calls):
     world = healthy(vswitches=many_vswitches(count), nodes=[])
-    async with simulated_cloud(world) as sim:
-        source = source_for(world, sim.url)
-        try:
-            assert await source.poll_once()
-            assert requests_of(await sim.calls(), "DescribeVSwitches") == calls
-        finally:
-            source.close()
+    source, made = await poll_calls(world, "DescribeVSwitches")
+    assert made == calls
     assert set(source.hub.cloud.vswitches) == set(world.vswitches)
 
 
 @pytest.mark.parametrize(("count", "calls"), [(50, 1), (51, 2), (100, 2), (101, 3)])
 async def test_vpc_listing_pages_by_fifty(count, calls):
     world = healthy(vswitches=many_vswitches(count), nodes=[])
-    async with simulated_cloud(world) as sim:
-        source = source_for(world, sim.url, CloudTargets(), vpc_id=world.vpc_id)
-        try:
-            assert await source.poll_once()
-            assert requests_of(await sim.calls(), "DescribeVSwitches") == calls
-        finally:
-            source.close()
+    source, made = await poll_calls(world, "DescribeVSwitches", CloudTargets(), vpc_id=world.vpc_id)
+    assert made == calls
     assert set(source.hub.cloud.vswitches) == set(world.vswitches)
 
 
 @pytest.mark.parametrize(("count", "calls"), [(100, 1), (101, 2)])
 async def test_security_groups_are_chunked_by_a_hundred(count, calls):
     world = healthy(security_groups=[{"id": f"sg-many{i:04d}"} for i in range(count)])
-    async with simulated_cloud(world) as sim:
-        source = source_for(world, sim.url)
-        try:
-            assert await source.poll_once()
-            assert requests_of(await sim.calls(), "DescribeSecurityGroups") == calls
-        finally:
-            source.close()
+    source, made = await poll_calls(world, "DescribeSecurityGroups")
+    assert made == calls
     assert set(source.hub.cloud.security_groups) == set(world.security_groups)
 
 
