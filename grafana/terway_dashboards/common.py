@@ -345,10 +345,11 @@ def assemble(ctx: Context, builder: dashboard.Dashboard, title: str, rows: Seque
 
 
 def alert_list_panel(title: str, description: str, alertname_regex: str, *, w: int = 24, h: int = 8) -> PanelBuilder:
-    """Grafana's alert list, showing the data source's own (Prometheus) alerting rules that match the name.
+    """Grafana's alert list: the alerts of every rule source Grafana knows (the Prometheus data sources with
+    alerts/terway-exporter.rules.yaml loaded among them) whose alert name matches.
 
-    It reads alerts, not series, so it has no query; the `datasource` option limits it to the chosen
-    Prometheus so that it lists exactly the rules of alerts/terway-exporter.rules.yaml loaded there.
+    It reads alerts, not series, so it has no query. Its own `datasource` option is not set: Grafana compares
+    it literally with a data source name and does not expand `${datasource}` in it.
     """
     options = {
         "viewMode": "list",
@@ -359,7 +360,6 @@ def alert_list_panel(title: str, description: str, alertname_regex: str, *, w: i
         "dashboardAlerts": False,
         "alertName": "",
         "alertInstanceLabelFilter": f'{{alertname=~"{alertname_regex}"}}',
-        "datasource": "${datasource}",
         "stateFilter": {"firing": True, "pending": True, "noData": False, "normal": False, "error": True},
         "showInstances": True,
     }
