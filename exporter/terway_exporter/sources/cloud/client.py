@@ -136,27 +136,36 @@ def _is_loopback(host: str) -> bool:
 
 
 class _DropFilter(logging.Filter):
-    """Drops the SDK client's own records: its ERROR lines repeat ours and may carry the
-    StringToSign, its DEBUG lines carry the SecurityToken."""
+    """Drops a library's own records: the SDK client's ERROR lines and the credential
+    library's refresh warnings repeat the one line we log per failure (and may carry the
+    StringToSign); the SDK's DEBUG lines carry the SecurityToken."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return False
 
 
 class _ScrubFilter(logging.Filter):
-    """Keeps a library's warnings but folds each into one scrubbed line, no traceback."""
+    """Keeps a record but folds it into one scrubbed line: the HTTP libraries log request
+    URLs at DEBUG, and those hold the Signature, the SecurityToken or the OIDC token."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return False
         record.msg, record.args = scrub(record.getMessage()), None
         record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True
 
 
+# Logger names as the libraries create them (`logging.getLogger(__name__)`).
+_LIBRARY_LOGGERS: tuple[tuple[str, type[logging.Filter]], ...] = (
+    ("aliyunsdkcore.client", _DropFilter),
+    ("credentials", _DropFilter),  # alibabacloud_credentials
+    ("urllib3.connectionpool", _ScrubFilter),  # requests under alibabacloud_credentials (Tea)
+    ("aliyunsdkcore.vendored.requests.packages.urllib3.connectionpool", _ScrubFilter),
+)
+
+
 def quiet_sdk_loggers() -> None:
     """Install the filters once per process (idempotent)."""
-    for name, kind in (("aliyunsdkcore.client", _DropFilter), ("credentials", _ScrubFilter)):
+    for name, kind in _LIBRARY_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, kind) for f in logger.filters):
             logger.addFilter(kind())
