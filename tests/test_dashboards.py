@@ -177,6 +177,18 @@ def test_every_panel_uses_the_datasource_variable_and_has_a_unit():
             assert panel.get("description"), (uid, panel["title"])
 
 
+def test_data_links_open_an_existing_dashboard_for_the_node():
+    linked = 0
+    for uid, dash in load_dashboards().items():
+        for panel in panels(dash):
+            for link in panel["fieldConfig"]["defaults"].get("links", []):
+                target = re.match(r"/d/([^/?]+)/", link["url"])
+                assert target and target.group(1) in UIDS, (uid, panel["title"], link["url"])
+                assert "var-node=${__" in link["url"] and "var-cluster=${__" in link["url"]
+                linked += 1
+    assert linked >= 4  # the per-node panels of Overview and IP capacity
+
+
 def test_panel_titles_are_unique_within_a_dashboard():
     for uid, dash in load_dashboards().items():
         titles = [panel["title"] for panel in panels(dash)]

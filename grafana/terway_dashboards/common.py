@@ -374,3 +374,16 @@ def alert_list_panel(title: str, description: str, alertname_regex: str, *, w: i
         .span(w)
         .height(h)
     )
+
+
+def links_to_node(panel: PanelBuilder, *, table_rows: bool = False) -> PanelBuilder:
+    """Make each node's value open Terway / Node for that node: from "which node" straight to "why".
+
+    A series carries its labels in `__field.labels`; a table row (format table) has them as columns.
+    """
+    field = "__data.fields" if table_rows else "__field.labels"
+    url = (
+        f"/d/terway-node/terway-node?var-datasource=${{datasource}}&var-cluster=${{{field}.cluster}}"
+        f"&var-node=${{{field}.node}}&${{__url_time_range}}"
+    )
+    return panel.data_links([dashboard.DashboardLink(f"Open Terway / Node for ${{{field}.node}}").url(url)])

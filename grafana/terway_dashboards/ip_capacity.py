@@ -10,6 +10,7 @@ from .common import (
     assemble,
     bargauge_panel,
     by,
+    links_to_node,
     new_dashboard,
     on,
     per_node,
@@ -137,40 +138,47 @@ def _enis() -> list:
 
 def _nodes() -> list:
     return [
-        bargauge_panel(
-            "Nodes nearest their ENI limit",
-            "The ten nodes with the most ENIs attached for what their instance type allows.",
-            "percentunit",
-            Query(
-                f"topk(10, {per_node('terway_node_enis')} / {on('node')} {per_node('terway_node_eni_limit')})",
-                "{{node}}",
-                instant=True,
-            ),
-            thresholds=((None, "green"), (0.8, "orange"), (1, "red")),
-            max_value=1,
+        links_to_node(
+            bargauge_panel(
+                "Nodes nearest their ENI limit",
+                "The ten nodes with the most ENIs attached for what their instance type allows.",
+                "percentunit",
+                Query(
+                    f"topk(10, {per_node('terway_node_enis')} / {on('node')} {per_node('terway_node_eni_limit')})",
+                    "{{node}}",
+                    instant=True,
+                ),
+                thresholds=((None, "green"), (0.8, "orange"), (1, "red")),
+                max_value=1,
+            )
         ),
-        bargauge_panel(
-            "Nodes nearest their IP capacity",
-            "The ten nodes holding the most pod IPs (in use, idle and unavailable) for their capacity.",
-            "percentunit",
-            Query(
-                f"topk(10, sum {by('node')} ({sel('terway_node_ips')})"
-                f" / {on('node')} {per_node('terway_node_ip_capacity')})",
-                "{{node}}",
-                instant=True,
-            ),
-            thresholds=((None, "green"), (0.8, "orange"), (1, "red")),
-            max_value=1,
+        links_to_node(
+            bargauge_panel(
+                "Nodes nearest their IP capacity",
+                "The ten nodes holding the most pod IPs (in use, idle and unavailable) for their capacity.",
+                "percentunit",
+                Query(
+                    f"topk(10, sum {by('node')} ({sel('terway_node_ips')})"
+                    f" / {on('node')} {per_node('terway_node_ip_capacity')})",
+                    "{{node}}",
+                    instant=True,
+                ),
+                thresholds=((None, "green"), (0.8, "orange"), (1, "red")),
+                max_value=1,
+            )
         ),
-        table_panel(
-            "Idle IPs against pool bounds",
-            "Idle pod IPs of each node next to the min_pool_size and max_pool_size in force on it. Terway "
-            "keeps idle IPs between the two.",
-            "short",
-            Query(per_node("terway:node_idle_ips")),
-            Query(per_node("terway_node_pool_min_ips")),
-            Query(per_node("terway_node_pool_max_ips")),
-            columns=("idle", "min_pool_size", "max_pool_size"),
+        links_to_node(
+            table_panel(
+                "Idle IPs against pool bounds",
+                "Idle pod IPs of each node next to the min_pool_size and max_pool_size in force on it. Terway "
+                "keeps idle IPs between the two.",
+                "short",
+                Query(per_node("terway:node_idle_ips")),
+                Query(per_node("terway_node_pool_min_ips")),
+                Query(per_node("terway_node_pool_max_ips")),
+                columns=("idle", "min_pool_size", "max_pool_size"),
+            ),
+            table_rows=True,
         ),
         timeseries_panel(
             "Nodes outside their pool bounds",

@@ -13,6 +13,7 @@ from .common import (
     assemble,
     bargauge_panel,
     by,
+    links_to_node,
     gauge_panel,
     new_dashboard,
     rate,
@@ -126,29 +127,36 @@ def _daemon_and_nodes() -> list:
             Query(f"max({sel('terway_pods_waiting_for_network_oldest_seconds')}) or vector(0)", instant=True),
             thresholds=((None, "green"), (120, "orange"), (300, "red")),
         ),
-        timeseries_panel(
-            "Pods waiting for network by node",
-            "Scheduled pods still creating their sandbox, per node.",
-            "short",
-            Query(f"sum {by('node')} ({sel('terway_pods_waiting_for_network')})", "{{node}}"),
+        links_to_node(
+            timeseries_panel(
+                "Pods waiting for network by node",
+                "Scheduled pods still creating their sandbox, per node.",
+                "short",
+                Query(f"sum {by('node')} ({sel('terway_pods_waiting_for_network')})", "{{node}}"),
+            )
         ),
-        bargauge_panel(
-            "Nodes with the oldest cloud sync",
-            "The ten nodes whose Node CR was synced with the cloud (status.lastSyncOpenAPITime) longest ago. "
-            "Only CRD-mode nodes have it.",
-            "s",
-            Query(
-                f"topk(10, time() - max {by('node')} ({sel('terway_node_last_openapi_sync_timestamp_seconds')}))",
-                "{{node}}",
-                instant=True,
+        links_to_node(
+            bargauge_panel(
+                "Nodes with the oldest cloud sync",
+                "The ten nodes whose Node CR was synced with the cloud (status.lastSyncOpenAPITime) longest ago. "
+                "Only CRD-mode nodes have it.",
+                "s",
+                Query(
+                    f"topk(10, time() - max {by('node')} ({sel('terway_node_last_openapi_sync_timestamp_seconds')}))",
+                    "{{node}}",
+                    instant=True,
+                ),
+                thresholds=((None, "green"), (3600, "orange"), (86400, "red")),
+            )
+        ),
+        links_to_node(
+            table_panel(
+                "Daemon crash causes by node",
+                "Known error codes named by the previous log of a crashing terway container, per node.",
+                "none",
+                Query(f"max {by('node', 'code')} ({sel('terway_daemon_crash_cause')}) == 1"),
             ),
-            thresholds=((None, "green"), (3600, "orange"), (86400, "red")),
-        ),
-        table_panel(
-            "Daemon crash causes by node",
-            "Known error codes named by the previous log of a crashing terway container, per node.",
-            "none",
-            Query(f"max {by('node', 'code')} ({sel('terway_daemon_crash_cause')}) == 1"),
+            table_rows=True,
         ),
         timeseries_panel(
             "Error codes over time",
