@@ -488,6 +488,9 @@ async def test_unknown_and_rejected_access_keys(serve) -> None:
     rejected = await serve(small_world(cloud={"valid_credentials": False}))
     err = await rejected.fail(vswitches())
     assert (err.get_error_code(), err.get_http_status()) == ("InvalidAccessKeyId.NotFound", 404)
+    rotated = await serve(small_world(cloud={"server_access_key_secret": "rotated-in-the-console"}))
+    err = await rotated.fail(vswitches())
+    assert (err.get_error_code(), err.get_http_status()) == ("InvalidAccessKeySecret", 400)
 
 
 async def test_sts_token_credentials(serve) -> None:
