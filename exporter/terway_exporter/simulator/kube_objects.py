@@ -12,7 +12,7 @@ import copy
 import hashlib
 import ipaddress
 import json
-import uuid
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,26 +29,33 @@ IGNORE_LABEL = "k8s.aliyun.com/ignore-by-terway"
 # --------------------------------------------------------------------------- small helpers
 
 
+# Memoised: the same few timestamps and names recur across thousands of objects (scale scenario).
+@lru_cache(maxsize=65536)
 def ts(t: float) -> str:
     """RFC 3339 with seconds, as metav1.Time serialises."""
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@lru_cache(maxsize=4096)
 def micro_ts(t: float) -> str:
     """metav1.MicroTime (Lease renewTime, Event eventTime)."""
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def uid(*parts: str) -> str:
-    """A stable UID, so the same scenario always yields the same objects."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(parts)))
+    """A stable name-based UID (version-5 layout), so the same scenario always yields the same objects."""
+    h = hashlib.sha1("/".join(parts).encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+@lru_cache(maxsize=65536)
 def short_hash(text: str, length: int = 5) -> str:
     """The random-looking suffixes controllers append to generated names (no vowels, as k8s does)."""
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
     digest = hashlib.sha1(text.encode()).digest()
-    return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+    return "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:length])
 
 
 def kube(world: World) -> dict[str, Any]:

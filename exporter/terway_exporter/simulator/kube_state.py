@@ -92,13 +92,14 @@ class KubeSimulator:
             changes += store.replace("crnodes", [ko.node_cr(world, n) for n in present if not ko.is_ignored(n)], scope)
         elif store.count("crnodes"):
             changes += store.replace("crnodes", [])
-        changes += self._refresh_node_pods(present, nodes is None)
+        pod_changes = self._refresh_node_pods(present, nodes is None)
+        changes += pod_changes
         for node in present:
             changes += self._refresh_app_pods(node)
         if nodes is not None:
             for gone in names - set(world.nodes):
                 changes += self._refresh_app_pods(None, gone)
-        changes += self._refresh_cluster(now, full=nodes is None)
+        changes += self._refresh_cluster(now, full=nodes is None, pods_changed=pod_changes > 0)
         return changes
 
     def _refresh_node_pods(self, present: list[WorldNode], full: bool) -> int:
@@ -116,11 +117,12 @@ class KubeSimulator:
             return self.store.replace("pods", pods)
         return self.store.replace("pods", pods, keys)
 
-    def _refresh_cluster(self, now: float, full: bool) -> int:
+    def _refresh_cluster(self, now: float, full: bool, pods_changed: bool) -> int:
         world, store = self.world, self.store
-        daemon = [p for p in store.items("pods") if p["metadata"]["labels"].get("app") == "terway-eniip"]
-        changes = store.replace("daemonsets", [ko.daemonset(world, daemon)])
-        changes += self._refresh_lease(now)
+        changes = self._refresh_lease(now)
+        if full or pods_changed or not store.has("daemonsets"):
+            daemon = [p for p in store.items("pods") if p["metadata"]["labels"].get("app") == "terway-eniip"]
+            changes += store.replace("daemonsets", [ko.daemonset(world, daemon)])
         if not full:
             return changes
         changes += store.replace("deployments", ko.deployments(world))
@@ -239,11 +241,15 @@ class KubeSimulator:
         return self.apply(step["set"])
 
     def churn(self, count: int) -> int:
-        """Modify `count` objects, split between application pods and Node CRs; emits MODIFIED events."""
+        """Modify `count` objects, pods and Node CRs in proportion to their numbers; emits MODIFIED events.
+
+        A pod change bumps an annotation; a Node CR change is an OpenAPI sync (lastSyncOpenAPITime moves).
+        """
         nodes = [n for n in self.world.nodes.values() if self._app_index.get(n.name)]
+        node_share = len(self.world.nodes) / max(self.total_churnable(), 1)
         changes = 0
-        for i in range(count):
-            if i % 10 == 9 or not nodes:  # about one change in ten is a Node CR sync
+        for _ in range(count):
+            if not nodes or self._rng.random() < node_share:
                 node = self._rng.choice(list(self.world.nodes.values()))
                 node.last_sync_openapi = time.time() - self._rng.random()
                 changes += self.refresh({node.name})
