@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import math
@@ -220,7 +221,7 @@ async def test_instance_types_are_asked_again_after_their_ttl():
 
 
 async def calls_of_one_poll(nodes: int) -> dict[str, int]:
-    world = load_world("healthy", overrides={"nodes": nodes, "instance_type": "ecs.g7.xlarge", "enis": 1, "pods": 4})
+    world = load_world("scale", overrides={"nodes": nodes})
     async with simulated_cloud(world) as sim:
         source = source_for(world, sim.url)
         try:
@@ -234,7 +235,8 @@ async def calls_of_one_poll(nodes: int) -> dict[str, int]:
 async def test_calls_per_poll_do_not_grow_with_nodes():
     small, large = await calls_of_one_poll(10), await calls_of_one_poll(5000)
     assert small == large
-    assert sum(small.values()) == 5
+    assert small["DescribeVSwitches"] == 3  # 60 vSwitch IDs, 20 per call
+    assert sum(small.values()) == 7
 
 
 # --------------------------------------------------------------------------- faults
@@ -380,15 +382,20 @@ async def test_no_region_reports_every_poll_step_down():
 # --------------------------------------------------------------------------- rate
 
 
+async def poll_forever(source: CloudSource) -> None:
+    while True:
+        await source.poll_once()
+
+
 async def test_stays_under_api_rate_while_throttled():
     api_rate = 8.0
-    world = healthy(cloud={"faults": {"*": {"max_rate": 3}}})
+    world = load_world("throttled")  # 4 of 5 calls Throttling.User, and at most 5 requests/s
     async with simulated_cloud(world) as sim:
         source = source_for(world, sim.url, api_rate=api_rate, retry_base_delay=0.05, retry_max_delay=0.2)
         try:
-            deadline = time.monotonic() + 3.0
-            while time.monotonic() < deadline:
-                await source.poll_once()
+            # Throttled, the limiter slows polls down a lot: watch three seconds of them.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(poll_forever(source), timeout=3.0)
             seen = await sim.requests()
         finally:
             source.close()
@@ -399,3 +406,59 @@ async def test_stays_under_api_rate_while_throttled():
     assert any(r["code"] == "Throttling.User" for r in seen)
     assert source._limiter.rate < api_rate  # backed off after throttling
     assert sum(source.hub.counters.snapshot().cloud_rate_limit_wait.values()) > 0
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+async def poll_scenario(name: str, extra_vswitches: frozenset[str] = frozenset()) -> CloudSource:
+    world = load_world(name)
+    targets = targets_for(world)
+    targets = CloudTargets(region_id=targets.region_id, vswitch_ids=targets.vswitch_ids | extra_vswitches,
+                           security_group_ids=targets.security_group_ids, instance_types=targets.instance_types)
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, targets)
+        try:
+            await source.poll_once()
+            await source.census_once()
+        finally:
+            source.close()
+    return source
+
+
+async def test_scenario_leaked_enis():
+    source = await poll_scenario("leaked-enis")
+    assert source.hub.cloud.leaked_enis == {"terway": 3, "terway-controller": 2}
+
+
+async def test_scenario_eni_quota_near_limit():
+    cloud = (await poll_scenario("eni-quota-near-limit")).hub.cloud
+    assert (cloud.eni_quota, cloud.eni_quota_usage) == (100, 97)
+
+
+async def test_scenario_vswitch_exhausted():
+    cloud = (await poll_scenario("vswitch-exhausted")).hub.cloud
+    assert cloud.vswitches["vsw-bp1exh0h0000000000001"].available_ips == 0
+    assert cloud.vswitches["vsw-bp1exh0i0000000000001"].available_ips == 7
+
+
+async def test_scenario_missing_vswitch():
+    deleted = "vsw-bp1mis0jdeleted00000001"
+    cloud = (await poll_scenario("missing-vswitch", frozenset({deleted}))).hub.cloud
+    assert cloud.missing_vswitches == {deleted}
+
+
+async def test_scenario_ram_forbidden():
+    source = await poll_scenario("ram-forbidden")
+    up = {name for name, status in source.hub.sources.items() if status.up}
+    assert up == {"cloud_vswitches", "cloud_eni_quota", "cloud_instance_types", "cloud_security_groups"}
+    assert "Forbidden.RAM" in source.hub.sources["cloud_eni_leaks"].error
+    assert source.hub.cloud.eni_quota == 1000  # from DescribeAccountAttributes
+
+
+async def test_scenario_bad_credentials():
+    source = await poll_scenario("bad-credentials")
+    assert not any(status.up for status in source.hub.sources.values())
+    requests = source.hub.counters.snapshot().cloud_requests
+    assert requests[("DescribeVSwitches", "InvalidAccessKeyId.NotFound")] == 1  # not retried
+    assert "InvalidAccessKeyId.NotFound" in source.hub.sources["cloud_vswitches"].error
