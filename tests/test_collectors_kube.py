@@ -282,6 +282,22 @@ terway_cluster_dns_replicas{state="available"} 2.0
 """
 
 
+def test_families_wait_for_their_source_first_read():
+    from terway_exporter.sources.status import SourceStatus
+
+    groups = ("kube_workloads", "kube_pods", "kube_configmaps", "kube_leases")
+    registered = {g: SourceStatus(g) for g in groups}
+    never_read = {g: SourceStatus(g, attempted=True, up=False, error="HTTP 401") for g in groups}
+    for sources in (registered, never_read):
+        text = render(state(cluster(1), sources=sources), [workloads, config])
+        assert text == "", text  # not "0 daemon pods", "controlplane hosted" or "every check passes"
+    read_once = {g: SourceStatus(g, attempted=True, up=False, last_success=1.0) for g in groups}
+    text = render(state(cluster(1), sources=read_once), [workloads, config])
+    assert samples(text, "terway_controlplane_in_cluster") == {(): 0.0}
+    assert samples(text, "terway_daemon_pods")
+    assert samples(text, "terway_config_problems")
+
+
 def test_hosted_controlplane():
     text = render(state(KubeSnapshot()), [workloads])
     assert samples(text, "terway_controlplane_in_cluster") == {(): 0.0}

@@ -23,7 +23,10 @@ from ..terway.eniconf import (
     parse_cni_conf,
 )
 from .base import ClusterState, Collector
-from .families import Family
+from .families import Family, synced
+
+# The checks read ConfigMaps, Nodes and Node CRs; judged only once the ConfigMaps were read.
+CONFIG_SOURCE = "kube_configmaps"
 
 INFO = Family(
     "terway_config_info",
@@ -65,7 +68,7 @@ def info_labels(conf: EniConf, cni: CniConf | None, policy_enabled: bool) -> tup
 
 
 def collect_config_info(state: ClusterState) -> Iterable[Metric]:
-    if not state.kube_enabled:
+    if not state.kube_enabled or not synced(state, CONFIG_SOURCE):
         return []
     data = state.kube.eni_config
     if data is None or ENI_CONF_KEY not in data:
@@ -79,7 +82,7 @@ def collect_config_info(state: ClusterState) -> Iterable[Metric]:
 
 
 def collect_config_problems(state: ClusterState) -> Iterable[Metric]:
-    if not state.kube_enabled:
+    if not state.kube_enabled or not synced(state, CONFIG_SOURCE):
         return []
     problems = run_checks(state)
     counts = dict.fromkeys(CHECK_NAMES, 0)
@@ -95,6 +98,7 @@ def collect_config_problems(state: ClusterState) -> Iterable[Metric]:
 
 
 COLLECTORS = (
-    Collector("terway_config_info", collect_config_info, frozenset({"kube"})),
-    Collector("terway_config_problems", collect_config_problems, frozenset({"kube", "cloud", "targets"})),
+    Collector("terway_config_info", collect_config_info, frozenset({"kube", "sources"})),
+    Collector("terway_config_problems", collect_config_problems,
+              frozenset({"kube", "cloud", "targets", "sources"})),
 )

@@ -16,7 +16,7 @@ from ..terway.eniconf import DEGRADATION_LEVELS, ConfigError
 from ..terway.errors import KNOWN_CODES, OTHER
 from ..terway.node import degradation_level
 from .base import ClusterState, Collector
-from .families import Family
+from .families import Family, synced
 
 CRASH_LOOP = "CrashLoopBackOff"
 
@@ -84,7 +84,7 @@ def _replicas(family: Family, workload: WorkloadStatus | None) -> list[Metric]:
 
 
 def collect_daemon(state: ClusterState) -> Iterable[Metric]:
-    if not state.kube_enabled:
+    if not state.kube_enabled or not synced(state, "kube_workloads", "kube_pods"):
         return []
     kube = state.kube
     pods = sorted(kube.daemon_pods.values(), key=lambda p: (p.node, p.name))
@@ -118,25 +118,27 @@ def collect_controlplane(state: ClusterState) -> Iterable[Metric]:
     if not state.kube_enabled:
         return []
     kube = state.kube
-    metrics = [*_replicas(CP_REPLICAS, kube.controlplane)]
-    metrics.append(CP_IN_CLUSTER.build([({}, 1.0 if kube.controlplane is not None else 0.0)]))
+    metrics = []
+    if synced(state, "kube_workloads"):
+        metrics.extend(_replicas(CP_REPLICAS, kube.controlplane))
+        metrics.append(CP_IN_CLUSTER.build([({}, 1.0 if kube.controlplane is not None else 0.0)]))
     lease = kube.controlplane_lease
     if lease is not None and lease.renew_time is not None:
         metrics.append(CP_LEASE.build([({}, lease.renew_time)]))
     level = degradation_level(kube)
-    if level is not None and not isinstance(level, ConfigError):
+    if level is not None and not isinstance(level, ConfigError) and synced(state, "kube_configmaps"):
         metrics.append(CP_DEGRADATION.state_set(DEGRADATION_LEVELS, level, label="level"))
     return metrics
 
 
 def collect_dns(state: ClusterState) -> Iterable[Metric]:
-    if not state.kube_enabled:
+    if not state.kube_enabled or not synced(state, "kube_workloads"):
         return []
     return _replicas(DNS_REPLICAS, state.kube.coredns)
 
 
 COLLECTORS = (
-    Collector("terway_daemon", collect_daemon, frozenset({"kube"})),
-    Collector("terway_controlplane", collect_controlplane, frozenset({"kube"})),
-    Collector("terway_cluster_dns", collect_dns, frozenset({"kube"})),
+    Collector("terway_daemon", collect_daemon, frozenset({"kube", "sources"})),
+    Collector("terway_controlplane", collect_controlplane, frozenset({"kube", "sources"})),
+    Collector("terway_cluster_dns", collect_dns, frozenset({"kube", "sources"})),
 )
