@@ -109,6 +109,15 @@ def test_unparsable_messages_never_carry_the_secret():
     assert problems and all("LTAI5t" not in p.message and "hunter2" not in p.message for p in problems)
 
 
+def test_eni_conf_invalid_for_terwayd_validate():
+    sgs = [f"sg-{i}" for i in range(11)]
+    s = make_state(dict(BASE, ip_stack="ipv6"), dynamic={"many": {"security_groups": sgs}, "same": {}})
+    problems = {p.object: p.message for p in run_checks(s) if p.check == "eni_conf_invalid"}
+    assert set(problems) == {"eni-config/eni_conf", "many/eni_conf"}
+    assert "ipv6" in problems["eni-config/eni_conf"] and "11 security groups" in problems["many/eni_conf"]
+    assert found(make_state(dict(BASE, ip_stack="dual")), "eni_conf_invalid") == set()
+
+
 def test_ignored_fields_from_the_seed_guide():
     conf = dict(BASE, enable_ebpf=True, eniip_virtual_type="IPVlan")
     assert found(make_state(conf), "eni_conf_ignored_field") == {

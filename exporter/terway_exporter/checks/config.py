@@ -33,6 +33,7 @@ from ..terway.eniconf import (
     parse_cni_conf,
     plaintext_credential_keys,
     service_cidr_contains,
+    validate,
 )
 from ..terway.node import NodeView, degradation_level, managed_nodes, node_views
 
@@ -96,6 +97,16 @@ def eni_conf_unparsable(ctx: _Context) -> Iterable[Problem]:
     level = degradation_level(kube)
     if isinstance(level, ConfigError):
         yield Problem("eni_conf_unparsable", f"terway-controlplane/{CTRL_CONFIG_KEY}", level.message)
+
+
+def eni_conf_invalid(ctx: _Context) -> Iterable[Problem]:
+    """`eni_conf` parses but `terwayd`'s `Config.Validate()` refuses it at start, so the daemon exits
+    (crash loop) on the nodes it applies to: `ip_stack` must be ipv4 or dual (`ipv6` is rejected),
+    and at most 10 security groups are allowed."""
+    for name, conf in sorted(ctx.parsed.items()):
+        reasons = validate(conf)
+        if reasons and ctx.introduced(name, validate):
+            yield Problem("eni_conf_invalid", _where(name), "; ".join(reasons))
 
 
 def eni_conf_ignored_field(ctx: _Context) -> Iterable[Problem]:
@@ -267,6 +278,7 @@ def plaintext_credentials(ctx: _Context) -> Iterable[Problem]:
 
 _SIMPLE_CHECKS: tuple[Callable[[_Context], Iterable[Problem]], ...] = (
     eni_conf_unparsable,
+    eni_conf_invalid,
     eni_conf_ignored_field,
     vswitch_not_found,
     vswitch_other_vpc,

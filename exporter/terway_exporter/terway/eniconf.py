@@ -234,6 +234,20 @@ def eni_conf_from_object(doc: Mapping[str, Any], what: str = ENI_CONF_KEY) -> En
     return EniConf(**values)
 
 
+MAX_SECURITY_GROUPS = 10
+
+
+def validate(conf: EniConf) -> list[str]:
+    """What `Config.Validate()` rejects when terwayd starts (it then exits): an `ip_stack` other than
+    "", ipv4 or dual (ipv6 passes the struct tag but not Validate), more than 10 security groups."""
+    reasons = []
+    if conf.ip_stack not in ("ipv4", "dual"):
+        reasons.append(f"ip_stack {conf.ip_stack!r} is not accepted by terwayd (ipv4 or dual)")
+    if len(conf.security_groups) > MAX_SECURITY_GROUPS:
+        reasons.append(f"{len(conf.security_groups)} security groups, terwayd accepts at most {MAX_SECURITY_GROUPS}")
+    return reasons
+
+
 def plaintext_credential_keys(doc: Mapping[str, Any]) -> tuple[str, ...]:
     """Which of access_key/access_secret a decoded eni_conf sets (names only, never values)."""
     return tuple(k for k in ("access_key", "access_secret") if _present(doc.get(k)))
