@@ -17,7 +17,7 @@ from terway_exporter.collectors.exporter import COLLECTORS as SELF_COLLECTORS
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.simulator.credentials_api import start_credentials_simulator
 from terway_exporter.simulator.world import World, build_world, read_scenario
-from terway_exporter.sources.cloud.credentials import CredentialOptions, default_provider, scrub
+from terway_exporter.sources.cloud.credentials import CredentialOptions, scrub
 from terway_exporter.sources.cloud.source import CloudSource
 
 OIDC_TOKEN = "eyJhbGciOiJSUzI1NiJ9.sim-oidc-token-payload.c2lnbmF0dXJl"

@@ -9,7 +9,6 @@ import logging
 import math
 import shutil
 import subprocess
-import time
 from collections import Counter
 
 import pytest

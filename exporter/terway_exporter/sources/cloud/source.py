@@ -42,7 +42,7 @@ from .client import CloudApiError, CloudClient
 from .credentials import ChainProvider, CredentialOptions, ProviderSigner, default_provider, scrub
 from .ratelimit import RateLimiter
 from .settings import CloudSettings
-from .snapshot import CloudSnapshot, Eni, EniCensus, InstanceTypeLimits
+from .snapshot import Eni, EniCensus, InstanceTypeLimits
 
 log = logging.getLogger(__name__)
 
