@@ -62,6 +62,12 @@ def test_capacity_prefers_the_annotation_then_node_cap_then_instance_type():
     assert ip_capacity(plain, None, None, None) is None
 
 
+def test_exclusive_eni_nodes_hold_one_pod_per_eni_and_no_pool():
+    kube = _crd_kube(nodes={"x": KubeNode("x", instance_type="ecs.g7.xlarge", exclusive_eni=True)})
+    (view,) = node_views(kube, CLOUD, effective_confs(kube))
+    assert (view.ip_capacity, view.pool_min, view.pool_max) == (3, 0, 0)
+
+
 def test_legacy_capacity_applies_eni_cap_ratio_shift_and_max_eni():
     plain = KubeNode("n")
     assert ip_capacity(plain, None, G7, EniConf(eni_cap_ratio=0.5)) == (2 - 1) * 15

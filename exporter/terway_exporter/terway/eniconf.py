@@ -178,6 +178,8 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ipam_type": ("ipam_type", _str),
     "ip_stack": ("ip_stack", _str),
     "vswitch_selection_policy": ("vswitch_selection_policy", _str),
+    "security_group": ("security_group", _str),  # merged into security_groups below
+    "security_groups": ("security_groups", _str_list),
     "access_key": ("has_access_key", _present),
     "access_secret": ("has_access_secret", _present),
     "credential_path": ("credential_path", _str),
@@ -217,19 +219,10 @@ def eni_conf_from_object(doc: Mapping[str, Any], what: str = ENI_CONF_KEY) -> En
         values["ip_stack"] = "ipv4"
     if values.get("vswitch_selection_policy") == "":
         values["vswitch_selection_policy"] = "random"
-    sgs: list[str] = []
-    single = doc.get("security_group")
-    if single is not None and not isinstance(single, str):
-        return ConfigError(f"{what}: field 'security_group' must be a string")
-    if single:
-        sgs.append(single)
-    raw_sgs = doc.get("security_groups")
-    if raw_sgs is not None:
-        try:
-            sgs.extend(_str_list(raw_sgs))
-        except _FieldError as e:
-            return ConfigError(f"{what}: field 'security_groups' must be {e}")
-    values["security_groups"] = tuple(dict.fromkeys(sgs))  # ordered, deduplicated
+    # Terway merges the single `security_group` into `security_groups`; order kept, duplicates dropped.
+    single = values.pop("security_group", "")
+    groups = ((single,) if single else ()) + values.get("security_groups", ())
+    values["security_groups"] = tuple(dict.fromkeys(groups))
     values["ignored_fields"] = tuple(k for k in IGNORED_FIELDS if k in doc)
     return EniConf(**values)
 

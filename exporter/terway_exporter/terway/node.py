@@ -91,6 +91,7 @@ def ip_capacity(
     """Most pod IPs the node can hold (terway.md §4.2).
 
     1. annotation `k8s.aliyun.com/max-available-ip`, which Terway itself publishes;
+       exclusive-ENI nodes (one pod per ENI): `EniQuantity - 1`;
     2. the Node CR's `spec.nodeCap`: prefix mode `(ipv4PerAdapter-1) x 16 x (totalAdapters-1)`,
        otherwise `(adapters-1) x ipv4PerAdapter` (eRDMA share not subtracted: not in the CR view);
     3. the instance type: legacy `maxENI = int(EniQuantity x eni_cap_ratio) + eni_cap_shift - 1`
@@ -98,6 +99,9 @@ def ip_capacity(
     """
     if node.max_available_ip is not None:
         return node.max_available_ip
+    if node.exclusive_eni:  # one pod per ENI: extended resource aliyun/eni = EniQuantity - 1
+        limit = eni_limit(cr, limits)
+        return max(limit - 1, 0) if limit is not None else None
     if cr is not None and cr.ipv4_per_adapter is not None:
         if cr.enable_ip_prefix and cr.total_adapters:
             return max(cr.ipv4_per_adapter - 1, 0) * 16 * max(cr.total_adapters - 1, 0)
@@ -166,7 +170,8 @@ def node_view(
         ips = ip_counts(cr)
     else:
         enis, ips = None, None  # CRD mode, CR not created yet
-    pool_min, pool_max = pool_bounds(cr, conf_ok, limits)
+    # Exclusive-ENI nodes keep no pool: the daemon forces spec.pool to 0 there.
+    pool_min, pool_max = (0, 0) if node.exclusive_eni else pool_bounds(cr, conf_ok, limits)
     return NodeView(
         name=node.name,
         instance_id=node.instance_id or (cr.instance_id if cr else ""),
