@@ -79,19 +79,28 @@ def _conditions(world: World, ready: bool, scheduled_at: float, not_ready: list[
 # --------------------------------------------------------------------------- terway-eniip
 
 
-def daemon_pod_name(node: WorldNode) -> str:
-    return f"terway-eniip-{short_hash('ds/' + node.name)}"
+def daemon_pod_names(world: World) -> dict[str, str]:
+    """node -> its terway-eniip pod name. Five random characters collide in a 5,000-node cluster; like
+    the DaemonSet controller retrying a taken name, a collision takes the next salted hash."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for node in world.nodes:
+        salt = 0
+        while (name := f"terway-eniip-{short_hash(f'ds/{node}/{salt}' if salt else 'ds/' + node)}") in taken:
+            salt += 1
+        names[node] = name
+        taken.add(name)
+    return names
 
 
 def daemon_state(node: WorldNode) -> dict[str, Any]:
     return dict(node.kube.get("daemon") or {})
 
 
-def daemon_pod(world: World, node: WorldNode) -> dict | None:
+def daemon_pod(world: World, node: WorldNode, name: str) -> dict | None:
     state = daemon_state(node)
     if is_ignored(node) or state.get("missing"):
         return None
-    name = daemon_pod_name(node)
     tag = (kube(world).get("daemonset") or {}).get("image_tag", TERWAY_TAG)
     image = f"{TERWAY_IMAGE}:{tag}"
     started = world.started_at - float(state.get("age_seconds", 7 * 86400))
@@ -157,7 +166,8 @@ def daemon_pod(world: World, node: WorldNode) -> dict | None:
 
 
 def daemon_pods(world: World) -> list[dict]:
-    return [p for p in (daemon_pod(world, n) for n in world.nodes.values()) if p is not None]
+    names = daemon_pod_names(world)
+    return [p for p in (daemon_pod(world, n, names[n.name]) for n in world.nodes.values()) if p is not None]
 
 
 # --------------------------------------------------------------------------- Deployments' pods

@@ -74,6 +74,7 @@ class KubeSimulator:
         self._app_churn: dict[str, int] = {}
         self._app_index: dict[str, tuple[tuple[str, str], ...]] = {}  # node -> ((pod_id, ip), ...)
         self._node_pods: dict[str, set[str]] = {}  # node -> keys of stored (non-app) pods on it
+        self._daemon_names: dict[str, str] = {}
         self._tasks: list[asyncio.Task] = []
         self._app_base_rv = self.store.next_rv()  # application pods present at load share one version
         self.refresh()
@@ -105,8 +106,11 @@ class KubeSimulator:
     def _refresh_node_pods(self, present: list[WorldNode], full: bool) -> int:
         pods: list[dict] = []
         keys: set[str] = set()
+        if full or len(self._daemon_names) != len(self.world.nodes):
+            self._daemon_names = kp.daemon_pod_names(self.world)
         for node in present:
-            node_pods = [p for p in [kp.daemon_pod(self.world, node)] if p] + kp.waiting_pods(self.world, node)
+            daemon = kp.daemon_pod(self.world, node, self._daemon_names[node.name])
+            node_pods = ([daemon] if daemon else []) + kp.waiting_pods(self.world, node)
             old = self._node_pods.get(node.name, set())
             new = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in node_pods}
             self._node_pods[node.name] = new
@@ -251,7 +255,8 @@ class KubeSimulator:
         for _ in range(count):
             if not nodes or self._rng.random() < node_share:
                 node = self._rng.choice(list(self.world.nodes.values()))
-                node.last_sync_openapi = time.time() - self._rng.random()
+                # A later sync, at least a second on (the CR's timestamps have one-second resolution).
+                node.last_sync_openapi = max(time.time(), (node.last_sync_openapi or self.world.started_at) + 1)
                 changes += self.refresh({node.name})
                 continue
             node = self._rng.choice(nodes)
