@@ -16,9 +16,6 @@ from .world import World
 
 log = logging.getLogger(__name__)
 
-SIMULATOR_TOKEN = "terway-simulator-token"
-
-
 @dataclass
 class Simulators:
     cloud_url: str
@@ -47,7 +44,7 @@ async def start_simulators(world: World, kubeconfig: str, host: str = "127.0.0.1
 
     cloud_runner, cloud_url = await start_cloud_simulator(world, host=host, port=cloud_port)
     kube_runner, kube_url = await start_kube_simulator(world, host=host, port=kube_port)
-    write_kubeconfig(kubeconfig, kube_url, SIMULATOR_TOKEN)
+    write_kubeconfig(kubeconfig, kube_url)
     return Simulators(cloud_url, kube_url, kubeconfig, (cloud_runner, kube_runner))
 
 
