@@ -344,6 +344,15 @@ def test_helm_lint_strict(helm_env: dict[str, str], tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_helm_install_dry_run(helm_env: dict[str, str]) -> None:
+    # The install path itself (hooks, NOTES, kubeVersion), offline.
+    result = run_helm(helm_env, "install", "terway-exporter", str(CHART), "--namespace", "monitoring",
+                      "--dry-run=client", "--set", "credentials.source=rrsa",
+                      "--set", "credentials.rrsa.roleName=terway-exporter")
+    assert result.returncode == 0, result.stderr
+    assert "RAM role terway-exporter via ack-pod-identity-webhook" in result.stdout
+
+
 def test_default_render_is_valid(helm_env: dict[str, str]) -> None:
     check_render(helm_env, {})
 
