@@ -8,7 +8,6 @@ in `kube_pods.py`. The scenario keys read here are documented in docs/scenarios.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import ipaddress
 import json
@@ -16,6 +15,8 @@ from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any
 
+# Terway applies per-node dynamic config as an RFC 7396 merge patch; steps use the same rule.
+from ..terway.eniconf import merge_patch
 from .world import World, WorldNode
 
 CRD_GROUP = "network.alibabacloud.com"
@@ -72,19 +73,6 @@ def relative_at(cfg: dict[str, Any], stem: str, world: World, default_ago: float
         return float(cfg[f"{stem}_at"])
     ago = cfg.get(f"{stem}_ago", default_ago)
     return None if ago is None else world.started_at - float(ago)
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396 JSON merge patch: what Terway applies for per-node dynamic config, and steps use."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def is_ignored(node: WorldNode) -> bool:
