@@ -15,6 +15,7 @@ every event present (since = 0).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,8 @@ class EventTally:
     """Cumulative occurrences per (code, reason), fed by the events reflector's store changes."""
 
     def __init__(self, since: float) -> None:
-        self.since = since
+        # Event times have whole seconds: an event in the very second the source started counts.
+        self.since = math.floor(since)
         self._totals: dict[tuple[str, str], int] = {}
 
     def observe(self, key: str, old: NetworkEvent | None, new: NetworkEvent | None) -> None:

@@ -66,7 +66,8 @@ class ReflectorSettings:
     absent_recheck: float = 300.0  # seconds between checks for a missing CRD
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
-    request_slack: float = 30.0  # client-side timeout = watch_timeout + this
+    request_slack: float = 30.0  # client-side timeout of a watch = watch_timeout + this
+    list_timeout: float = 60.0  # client-side timeout of one list page
 
 
 @dataclass(slots=True)
@@ -185,7 +186,7 @@ class Reflector(Generic[T]):
         token: str | None = None
         while True:
             page = await self._request(limit=self.settings.page_size, _continue=token,
-                                       _request_timeout=float(self.settings.watch_timeout))
+                                       _request_timeout=float(self.settings.list_timeout))
             if page is None:
                 return None
             entries = page.get("items")
