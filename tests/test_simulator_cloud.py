@@ -447,6 +447,17 @@ async def test_max_rate_throttles_beyond_the_budget(serve) -> None:
     assert (await sim.call(vswitches(), client))["TotalCount"] == 2
 
 
+async def test_faults_follow_the_world_live(serve) -> None:
+    sim = await serve(small_world())
+    assert (await sim.call(vswitches()))["TotalCount"] == 2
+    sim.world.cloud["faults"] = {"DescribeVSwitches": {"code": "ServiceUnavailable"}}  # as a scenario step does
+    assert (await sim.fail(vswitches())).get_http_status() == 503
+    sim.world.cloud["faults"] = {"DescribeVSwitches": {"nonsense": 1}}  # invalid: the previous rules stay
+    assert (await sim.fail(vswitches())).get_http_status() == 503
+    sim.world.cloud["faults"] = {}
+    assert (await sim.call(vswitches()))["TotalCount"] == 2
+
+
 def test_bad_fault_config_is_a_scenario_error() -> None:
     with pytest.raises(ScenarioError, match="unknown keys"):
         make_cloud_app(small_world(cloud={"faults": {"DescribeVSwitches": {"cod": "Throttling"}}}))

@@ -112,7 +112,7 @@ CLOUD_STATE = web.AppKey("cloud_state", CloudState)
 def make_cloud_app(world: World, clock: Callable[[], float] = time.time) -> web.Application:
     """The ECS + VPC + Quotas RPC app for `world`; raises ScenarioError for bad `cloud.faults`."""
     try:
-        faults = FaultInjector(parse_faults(world.cloud))
+        faults = FaultInjector(parse_faults(world.cloud), world.cloud.get("faults"))
     except (TypeError, ValueError) as err:
         raise ScenarioError(f"scenario {world.name!r}: {err}") from err
     app = web.Application()
@@ -153,6 +153,7 @@ async def _answer(state: CloudState, method: str, params: dict[str, str], produc
     handler = _route(params, product)
     authenticate(state.world, method, params, state.nonces, state.clock())
     action = params["Action"]
+    state.faults.follow(state.world.cloud)
     decision = state.faults.decide(action, f"{product.ram_service}:{action}", state.clock())
     if decision.delay_seconds:
         await asyncio.sleep(decision.delay_seconds)

@@ -26,6 +26,8 @@ after `POST /_sim/cloud/reset`.
 
 from __future__ import annotations
 
+import copy
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from typing import Any
 from .cloud_http import ApiError, forbidden_ram
 
 ALL_ACTIONS = "*"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,28 @@ def parse_faults(cloud: dict[str, Any]) -> dict[str, FaultRule]:
 
 
 class FaultInjector:
-    """Per-app fault state: call numbers and recent admissions per action."""
+    """Per-app fault state: call numbers and recent admissions per action.
 
-    def __init__(self, rules: dict[str, FaultRule]) -> None:
+    The rules follow `cloud.faults` live: a scenario step may change them while the
+    simulator runs (`follow`), and call numbering carries on across the change.
+    """
+
+    def __init__(self, rules: dict[str, FaultRule], source: Any = None) -> None:
         self.rules = rules
+        self.source = copy.deepcopy(source)  # the `cloud.faults` value the rules were parsed from
         self.calls: dict[str, int] = {}
         self.admitted: dict[str, deque[float]] = {}
+
+    def follow(self, cloud: dict[str, Any]) -> None:
+        """Re-parse when `cloud.faults` changed; a bad change is logged once and ignored."""
+        current = cloud.get("faults")
+        if current == self.source:
+            return
+        self.source = copy.deepcopy(current)
+        try:
+            self.rules = parse_faults(cloud)
+        except (TypeError, ValueError) as err:
+            log.error("cloud.faults changed to something invalid, keeping the previous rules: %s", err)
 
     def reset(self) -> None:
         self.calls.clear()
