@@ -395,3 +395,16 @@ async def test_unreachable_api_server_reports_every_source_down(tmp_path):
     hub = SnapshotHub()
     await KubeSource(hub, fast_settings(str(tmp_path / "no-such-kubeconfig"))).sync_once()
     assert all(not s.up and "cannot configure" in s.error for s in hub.sources.values())
+
+
+def test_a_source_of_several_reflectors_waits_for_all_and_names_the_failing_one():
+    from terway_exporter.sources.kube.reflector import ReflectorStatus
+    from terway_exporter.sources.kube.source import group_status
+
+    ok = ReflectorStatus(attempted=True, synced=True, up=True, last_success=200.0, last_duration=0.5)
+    failing = ReflectorStatus(attempted=True, up=False, last_duration=1.5, error="HTTP 403: pods is forbidden")
+    assert group_status("kube_pods", {"daemon_pods": ok, "coredns_pods": ReflectorStatus()}) is None
+    status = group_status("kube_pods", {"daemon_pods": ok, "coredns_pods": failing})
+    assert (status.up, status.last_success, status.last_duration) == (False, None, 1.5)
+    assert status.error == "coredns_pods: HTTP 403: pods is forbidden"
+    assert group_status("kube_nodes", {"nodes": ok}).last_success == 200.0

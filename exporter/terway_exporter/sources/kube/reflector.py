@@ -246,6 +246,7 @@ class Reflector(Generic[T]):
             return
         if kind == "ERROR":
             _raise_for_status(int(raw.get("code") or 500), json.dumps(raw).encode())
+        self.status.last_success = time.time()  # a live watch is a successful one (bookmarks included)
         version = (raw.get("metadata") or {}).get("resourceVersion") if isinstance(raw.get("metadata"), dict) else None
         if kind in ("ADDED", "MODIFIED"):
             self._upsert(raw)

@@ -28,11 +28,13 @@ from ..status import SourceStatus
 from .crash import CrashCauses
 from .events import EventTally
 from .objects import CONTROLPLANE, COREDNS, DAEMONSET, ENI_CONFIG, KUBERNETES_SERVICE
-from .reflector import Reflector, ReflectorSettings, one_line
+from .reflector import Reflector, ReflectorSettings, ReflectorStatus, one_line
 from .resources import STATUS_GROUPS, read_previous_terway_log, resource_specs
 from .snapshot import KubeSnapshot
 
 log = logging.getLogger(__name__)
+
+STATUS_REFRESH_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,9 @@ class KubeSource:
 
     async def _publish_loop(self) -> None:
         while True:
-            await self._dirty.wait()
+            # Also wake now and then: a quiet, healthy watch still moves its sources' last success.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), timeout=STATUS_REFRESH_SECONDS)
             self._dirty.clear()
             self._report_statuses()
             if all(r.status.attempted for r in self._reflectors.values()):
@@ -166,7 +170,7 @@ class KubeSource:
 
     def _report_statuses(self) -> None:
         for group, members in STATUS_GROUPS.items():
-            status = group_status(group, [self._reflectors[m].status for m in members if m in self._reflectors])
+            status = group_status(group, {m: self._reflectors[m].status for m in members if m in self._reflectors})
             if status is not None and status != self.hub.sources.get(group):
                 self.hub.report(status)
 
@@ -189,17 +193,19 @@ async def open_api_client(settings: KubeSettings) -> AsyncIterator[client.ApiCli
         yield api
 
 
-def group_status(name: str, members: list[Any]) -> SourceStatus | None:
+def group_status(name: str, members: Mapping[str, ReflectorStatus]) -> SourceStatus | None:
     """One source's status from its reflectors' (None until all of them tried a first list)."""
-    if not members or not all(m.attempted for m in members):
+    if not members or not all(m.attempted for m in members.values()):
         return None
-    successes = [m.last_success for m in members]
-    durations = [m.last_duration for m in members if m.last_duration is not None]
+    successes = [m.last_success for m in members.values()]
+    durations = [m.last_duration for m in members.values() if m.last_duration is not None]
+    errors = [f"{reflector}: {m.error}" if len(members) > 1 else m.error
+              for reflector, m in members.items() if m.error]
     return SourceStatus(
-        name=name, attempted=True, up=all(m.up for m in members),
+        name=name, attempted=True, up=all(m.up for m in members.values()),
         last_success=None if None in successes else min(successes),
         last_duration=max(durations) if durations else None,
-        error=next((m.error for m in members if m.error), ""),
+        error=errors[0] if errors else "",
     )
 
 
