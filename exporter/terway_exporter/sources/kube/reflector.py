@@ -123,7 +123,7 @@ class Reflector(Generic[T]):
             try:
                 if need_list:
                     await self.sync()
-                    need_list, listed_at = False, time.monotonic()
+                    need_list, listed_at, failures = False, time.monotonic(), 0
                     if self.absent:
                         await asyncio.sleep(self.settings.absent_recheck)
                         need_list = True

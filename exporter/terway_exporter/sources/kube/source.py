@@ -8,6 +8,10 @@ which would read as legacy IPAM). `sync_once()` lists everything once for `colle
 
 Each `kube_*` source in resources.STATUS_GROUPS is registered up front and reported once
 all its reflectors tried a first list; it is up while all of them are.
+
+`terway_nodes` is None only when the Node CRD is not served (legacy IPAM). When listing
+the CRs fails (RBAC, API errors) it stays as last listed ({} if never): the failure shows
+as `kube_terway_nodes` down, not as a switch to legacy mode.
 """
 
 from __future__ import annotations
