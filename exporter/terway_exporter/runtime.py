@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # Age-based gauges (oldest waiting pod, lease age...) are refreshed at least this often.
 AGE_TICK_SECONDS = 15.0
+# Longest wait for the cluster's first list before the first cloud poll (see wait_for_kube_first_sync).
+KUBE_FIRST_SYNC_WAIT = 60.0
 
 
 @dataclass
@@ -97,7 +99,7 @@ class Runtime:
         if started is not None and not started.done():
             started.set_result(bound)
         tasks = [asyncio.create_task(self._render_loop(), name="render")]
-        tasks.append(asyncio.create_task(self.cloud_source.run(), name="cloud"))
+        tasks.append(asyncio.create_task(self._run_cloud(), name="cloud"))
         if self.kube_source is not None:
             tasks.append(asyncio.create_task(self.kube_source.run(), name="kubernetes"))
         try:
@@ -110,6 +112,12 @@ class Runtime:
             await _close(self.cloud_source)
             await _close(self.kube_source)
             await runner.cleanup()
+
+    async def _run_cloud(self) -> None:
+        if self.kube_source is not None:
+            await wait_for_kube_first_sync(self.hub)
+            self._update_targets()
+        await self.cloud_source.run()
 
     async def _render_loop(self) -> None:
         interval = self.options["render_interval"]
@@ -134,6 +142,21 @@ class Runtime:
             self.hub.publish_targets(derive_targets(self.hub.kube, self.explicit_targets))
         except Exception:  # never let odd cluster data stop the render loop
             log.exception("could not derive cloud targets from the cluster; keeping the previous ones")
+
+
+async def wait_for_kube_first_sync(hub: SnapshotHub, timeout: float = KUBE_FIRST_SYNC_WAIT) -> None:
+    """Wait until every Kubernetes source tried its first list (or `timeout` passed).
+
+    The cloud source takes its vSwitch and security-group IDs from the cluster: polling before
+    the first list fails for want of targets, and the next try is a whole poll interval away.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kube = [s for name, s in hub.sources.items() if name.startswith("kube_")]
+        if kube and all(s.attempted for s in kube):
+            return
+        await asyncio.sleep(0.1)
+    log.warning("the cluster's first list takes over %.0f s; polling the cloud with the targets known so far", timeout)
 
 
 def _make_cloud_source(hub: SnapshotHub, options: dict[str, Any]) -> Any:

@@ -157,13 +157,16 @@ class Reflector(Generic[T]):
     async def sync(self) -> None:
         """One full list into the store (used by `run` and by one-shot collection)."""
         started = time.monotonic()
-        self.status.attempted = True
         try:
             found = await self._list_all()
         except (ApiError, Expired, aiohttp.ClientError, TimeoutError, OSError, ValueError) as err:
             self.status.last_duration = time.monotonic() - started
             self._failed(one_line(err) if not isinstance(err, Expired) else "list continue token expired")
             raise
+        finally:
+            # "attempted" once the list ended, not when it began: readiness and the first
+            # snapshot wait for it (a 5,000-node list takes seconds).
+            self.status.attempted = True
         self.status.last_duration = time.monotonic() - started
         if found is None:
             if not self.absent:
