@@ -47,6 +47,8 @@ EXPECTED: dict[str, set[str]] = {
 }
 DEAD_TARGET = "exporter-down"  # a target nobody serves: TerwayExporterDown
 QUIET = ("healthy", "legacy-ipam")  # must raise nothing at all
+# Poll the simulated cloud every 3 s so trends (the exhaustion forecast) show within the test.
+FAST_POLLS = {"TERWAY_EXPORTER_CLOUD_POLL_INTERVAL": "3s", "TERWAY_EXPORTER_ENI_CENSUS_INTERVAL": "10s"}
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +56,15 @@ def stack(tmp_path_factory):
     workdir: Path = tmp_path_factory.mktemp("e2e-alerts")
     scenarios = [*EXPECTED, *QUIET]
     with ThreadPoolExecutor(max_workers=6) as pool:
-        started = list(pool.map(lambda s: (s, *start_demo(s, workdir)), scenarios))
-    demos = {name: proc for name, proc, _ in started}
-    targets = {name: port for name, _, port in started}
+        futures = {s: pool.submit(start_demo, s, workdir, env=FAST_POLLS) for s in scenarios}
+    started = {s: f.result() for s, f in futures.items() if f.exception() is None}
+    failed = {s: f.exception() for s, f in futures.items() if f.exception() is not None}
+    if failed:  # stop what did start before reporting what did not
+        for proc, _ in started.values():
+            proc.stop()
+        pytest.fail(f"scenarios that did not start: {failed}")
+    demos = {name: proc for name, (proc, _) in started.items()}
+    targets = {name: port for name, (_, port) in started.items()}
     targets[DEAD_TARGET] = free_port()
     rules = shorten_for(RULES_FILE, workdir / "rules.yaml")
     monitoring = MonitoringStack(workdir, targets, rule_files=[rules]).start()

@@ -91,11 +91,13 @@ def exporter_command() -> list[str]:
     return [sys.executable, "-m", "terway_exporter"]
 
 
-def start_demo(scenario: str, workdir: Path, extra: Iterable[str] = ()) -> tuple[Process, int]:
+def start_demo(scenario: str, workdir: Path, extra: Iterable[str] = (),
+               env: dict[str, str] | None = None) -> tuple[Process, int]:
     """`terway-exporter demo --scenario NAME` on a free port; returns once /readyz is 200."""
     port = free_port()
     proc = start_process(f"demo-{scenario}", [*exporter_command(), "demo", "--scenario", scenario,
-                                              "--listen-address", f"127.0.0.1:{port}", *extra], workdir)
+                                              "--listen-address", f"127.0.0.1:{port}", *extra], workdir,
+                         env=env)
 
     def ready() -> bool:
         if proc.popen.poll() is not None:

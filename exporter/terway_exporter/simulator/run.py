@@ -16,6 +16,9 @@ from .world import World
 
 log = logging.getLogger(__name__)
 
+# The demo polls the (simulated) cloud faster than the production defaults.
+DEMO_INTERVALS = {"cloud_poll_interval": "15s", "eni_census_interval": "60s"}
+
 @dataclass
 class Simulators:
     cloud_url: str
@@ -82,12 +85,16 @@ async def run_demo(world: World, host: str, port: int, base_options: dict[str, A
     kubeconfig = os.path.join(tempfile.mkdtemp(prefix="terway-demo-"), "kubeconfig")
     sims = await start_simulators(world, kubeconfig)
     os.environ.update(sims.exporter_environment(world))
-    options = resolve("serve", {
+    flags = {
         "ecs_endpoint": sims.cloud_url, "vpc_endpoint": sims.cloud_url, "quotas_endpoint": sims.cloud_url,
         "kubeconfig": kubeconfig, "region": world.region_id,
         "log_level": base_options["log_level"], "log_format": base_options["log_format"],
-        "cloud_poll_interval": "15s", "eni_census_interval": "60s",
-    }, os.environ)
+    }
+    # A demo should show change within seconds; the environment may still choose (tests poll faster).
+    for option, value in DEMO_INTERVALS.items():
+        if not os.environ.get(f"TERWAY_EXPORTER_{option.upper()}"):
+            flags[option] = value
+    options = resolve("serve", flags, os.environ)
     started: asyncio.Future = asyncio.get_running_loop().create_future()
     server = asyncio.create_task(Runtime(options).serve(host, port, stop=_stop_event(), started=started))
     try:
