@@ -198,18 +198,23 @@ class CloudSource:
 
     async def _census_loop(self) -> None:
         await self._polled.wait()  # the census needs the VPC the first poll finds
-        await self._every(self.settings.census_interval, self.census_once)
+        # A failed census (VPC not known yet, throttled, denied) is retried at the poll interval,
+        # not after a whole census interval: otherwise terway_enis could stay absent for 15 minutes.
+        await self._every(self.settings.census_interval, self.census_once,
+                          retry_interval=min(self.settings.poll_interval, self.settings.census_interval))
 
-    async def _every(self, interval: float, step: Callable[[], Awaitable[Any]]) -> None:
+    async def _every(self, interval: float, step: Callable[[], Awaitable[Any]],
+                     retry_interval: float | None = None) -> None:
         while True:
-            started = time.monotonic()
+            started, ok = time.monotonic(), True
             try:
-                await step()
+                ok = await step() is not False
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # a bug must not stop the loop; the statuses tell
                 log.error("cloud source round failed: %s", scrub(repr(err), self._signer.secrets()))
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            wait = interval if ok or retry_interval is None else retry_interval
+            await asyncio.sleep(max(0.0, wait - (time.monotonic() - started)))
 
     # ------------------------------------------------------------------ rounds
 
