@@ -1,0 +1,196 @@
+"""Each shipped scenario, collected once through the real clients: the metric values that identify
+its problem are there, and the healthy scenario shows none of them.
+
+Runs the simulators and one `Runtime.collect_once()` in-process (the same code path as
+`terway-exporter collect`), then reads the exposition with prometheus_client's parser.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from terway_exporter.config import resolve
+from terway_exporter.runtime import Runtime
+from terway_exporter.simulator.run import start_simulators
+from terway_exporter.simulator.world import load_world
+
+Sample = tuple[str, dict[str, str], float]
+
+
+async def collect(scenario: str, tmp_path) -> list[Sample]:
+    world = load_world(scenario)
+    sims = await start_simulators(world, str(tmp_path / "kubeconfig"))
+    saved = dict(os.environ)
+    try:
+        os.environ.update(sims.exporter_environment(world))
+        options = resolve("collect", {"ecs_endpoint": sims.cloud_url, "vpc_endpoint": sims.cloud_url,
+                                      "quotas_endpoint": sims.cloud_url}, os.environ)
+        runtime = Runtime(options)
+        text, _ = await runtime.collect_once()
+        runtime.cloud_source.close()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        await sims.close()
+    return [(s.name, s.labels, s.value)
+            for family in text_string_to_metric_families(text.decode()) for s in family.samples]
+
+
+def value(samples: list[Sample], name: str, **labels: str) -> list[float]:
+    return [v for n, l, v in samples if n == name and all(l.get(k) == want for k, want in labels.items())]
+
+
+def problems(samples: list[Sample]) -> dict[str, float]:
+    return {l["check"]: v for n, l, v in samples if n == "terway_config_problems" and v > 0}
+
+
+Check = Callable[[list[Sample]], None]
+
+
+def vswitch_exhausted(s: list[Sample]) -> None:
+    free = {l["vswitch_id"]: v for n, l, v in s if n == "terway_vswitch_available_ip_addresses"}
+    assert sorted(free.values())[:2] == [0.0, 7.0]
+
+
+def leaked(s: list[Sample]) -> None:
+    assert value(s, "terway_enis_leaked", creator="terway") == [3.0]
+    assert value(s, "terway_enis_leaked", creator="terway-controller") == [2.0]
+
+
+def quota(used: float, total: float) -> Check:
+    def check(s: list[Sample]) -> None:
+        assert value(s, "terway_eni_quota") == [total] and value(s, "terway_eni_quota_usage") == [used]
+    return check
+
+
+def api_code(code: str) -> Check:
+    def check(s: list[Sample]) -> None:
+        assert sum(value(s, "terway_exporter_cloud_api_requests_total", code=code)) > 0
+        assert 0.0 in value(s, "terway_exporter_source_up")
+    return check
+
+
+def config_problem(*checks: str) -> Check:
+    def check(s: list[Sample]) -> None:
+        assert set(checks) <= set(problems(s)), problems(s)
+    return check
+
+
+def crash(code: str) -> Check:
+    def check(s: list[Sample]) -> None:
+        assert value(s, "terway_daemon_pods", state="crash_looping")[0] >= 1
+        assert value(s, "terway_daemon_crash_cause", code=code), "no crash cause " + code
+    return check
+
+
+def waiting_with(code: str) -> Check:
+    def check(s: list[Sample]) -> None:
+        assert sum(value(s, "terway_pods_waiting_for_network")) > 0
+        assert max(value(s, "terway_pods_waiting_for_network_oldest_seconds")) > 300
+        assert sum(value(s, "terway_network_errors_total", code=code)) > 0
+    return check
+
+
+def all_of(*checks: Check) -> Check:
+    def check(s: list[Sample]) -> None:
+        for c in checks:
+            c(s)
+    return check
+
+
+def eni_limit(s: list[Sample]) -> None:
+    nodes = {l["node"] for n, l, v in s if n == "terway_node_enis"}
+    full = [n for n in nodes if value(s, "terway_node_enis", node=n) == value(s, "terway_node_eni_limit", node=n)
+            and value(s, "terway_node_ips", node=n, state="idle") == [0.0]]
+    assert full, "no node at its ENI limit without idle IPs"
+
+
+def pool_below_minimum(s: list[Sample]) -> None:
+    low = [l["node"] for n, l, v in s if n == "terway_node_ips" and l["state"] == "idle"
+           and v < value(s, "terway_node_pool_min_ips", node=l["node"])[0]]
+    assert low == ["cn-hangzhou.192.168.0.10"]
+
+
+def cni_missing(s: list[Sample]) -> None:
+    assert value(s, "terway_node_cni_ready").count(0.0) == 2
+
+
+def replicas(name: str) -> Check:
+    def check(s: list[Sample]) -> None:
+        assert value(s, name, state="available") == [0.0]
+    return check
+
+
+def degraded(s: list[Sample]) -> None:
+    assert value(s, "terway_controlplane_degradation", level="l1") == [1.0]
+    assert value(s, "terway_controlplane_degradation", level="none") == [0.0]
+
+
+def controlplane_down(s: list[Sample]) -> None:
+    assert value(s, "terway_controlplane_replicas", state="available") == [0.0]
+    assert value(s, "terway_controlplane_in_cluster") == [1.0]
+
+
+def sync_stale(s: list[Sample]) -> None:
+    import time
+    oldest = min(value(s, "terway_node_last_openapi_sync_timestamp_seconds"))
+    assert time.time() - oldest > 24 * 3600
+
+
+def legacy(s: list[Sample]) -> None:
+    modes = {l["ipam_mode"] for n, l, v in s if n == "terway_node_info"}
+    assert modes == {"legacy"}
+    assert sum(value(s, "terway_node_enis")) > 0  # per-node ENIs from the cloud census
+
+
+def insufficient_ip(s: list[Sample]) -> None:
+    assert 0.0 in value(s, "terway_node_sufficient_ip")
+
+
+EXPECTED: dict[str, Check] = {
+    "vswitch-exhausted": vswitch_exhausted,
+    "leaked-enis": leaked,
+    "eni-quota-near-limit": quota(97, 100),
+    "stuck-eni-quota": all_of(quota(50, 50), waiting_with("MaxEniCountExceeded")),
+    "bad-credentials": api_code("InvalidAccessKeyId.NotFound"),
+    "ram-forbidden": api_code("Forbidden.RAM"),
+    "missing-vswitch": config_problem("vswitch_not_found"),
+    "config-invalid": config_problem("eni_conf_unparsable"),
+    "service-cidr-mismatch": config_problem("service_cidr_mismatch"),
+    "crashloop-bad-credentials": crash("InvalidAccessKeyId.NotFound"),
+    "crashloop-ram-forbidden": crash("Forbidden.RAM"),
+    "crashloop-missing-vswitch": crash("InvalidVSwitchId.NotFound"),
+    "cni-config-missing": cni_missing,
+    "stuck-vswitch-exhausted": all_of(waiting_with("InvalidVSwitchId.IpNotEnough"), insufficient_ip),
+    "stuck-eni-limit": all_of(eni_limit, waiting_with("EniPerInstanceLimitExceeded")),
+    "pool-below-minimum": pool_below_minimum,
+    "coredns-down": replicas("terway_cluster_dns_replicas"),
+    "controlplane-down": controlplane_down,
+    "controlplane-degraded": degraded,
+    "openapi-sync-stale": sync_stale,
+    "legacy-ipam": legacy,
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+async def test_scenario_shows_its_problem(scenario, tmp_path):
+    samples = await collect(scenario, tmp_path)
+    EXPECTED[scenario](samples)
+
+
+async def test_healthy_shows_no_problem(tmp_path):
+    s = await collect("healthy", tmp_path)
+    assert problems(s) == {}
+    assert set(value(s, "terway_exporter_source_up")) == {1.0}
+    assert min(v for n, l, v in s if n == "terway_vswitch_available_ip_addresses") > 1000
+    assert value(s, "terway_daemon_pods", state="crash_looping") == [0.0]
+    assert sum(value(s, "terway_pods_waiting_for_network")) == 0
+    assert set(value(s, "terway_node_sufficient_ip")) == {1.0}
+    assert set(value(s, "terway_node_cni_ready")) == {1.0}
+    assert sum(value(s, "terway_enis_leaked")) == 0
+    assert [v for n, l, v in s if n == "terway_network_errors_total"] in ([], [0.0] * 0)
+    assert value(s, "terway_controlplane_degradation", level="none") == [1.0]
