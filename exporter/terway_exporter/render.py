@@ -47,6 +47,21 @@ class _Rendered:
     openmetrics: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One object's share of a per-object collector: its inputs, metrics and text per family."""
+
+    inputs: tuple
+    metrics: Sequence[Metric]
+    chunks: tuple[bytes, ...]
+
+
+@dataclass
+class _PartsCache:
+    shared: tuple | None = None
+    parts: dict[str, _Part] = field(default_factory=dict)
+
+
 @dataclass
 class Exposition:
     """One rendering of every collector; immutable once published (variants are memoised)."""
@@ -102,6 +117,7 @@ class Renderer:
     def __init__(self, collectors: Sequence[Collector]) -> None:
         self.collectors = tuple(collectors)
         self._cache: dict[str, _Rendered] = {}
+        self._parts: dict[str, _PartsCache] = {}
         self.failures: dict[str, int] = {}
 
     def render(self, state: ClusterState, version: int, tick: int = 0) -> Exposition:
@@ -115,8 +131,11 @@ class Renderer:
         if cached is not None and cached.key == key:
             return cached
         try:
-            families = tuple(collector.collect(state))
-            text = generate_latest(_Families(families))
+            if collector.parts is not None:
+                families, text = self._render_parts(collector, state)
+            else:
+                families = tuple(collector.collect(state))
+                text = generate_latest(_Families(families))
         except Exception:  # a collector bug must not take the others down
             self.failures[collector.name] = self.failures.get(collector.name, 0) + 1
             log.exception("collector %s failed; serving its previous output", collector.name)
@@ -124,3 +143,50 @@ class Renderer:
         rendered = _Rendered(key=key, families=families, text=text)
         self._cache[collector.name] = rendered
         return rendered
+
+    def _render_parts(self, collector: Collector, state: ClusterState) -> tuple[tuple[Metric, ...], bytes]:
+        """Render only the parts whose inputs changed; reuse the others' text as it is."""
+        parts = collector.parts(state)
+        cache = self._parts.setdefault(collector.name, _PartsCache())
+        if cache.shared is None or cache.shared != parts.shared:
+            cache.parts = {}
+        headers = [generate_latest(_Families([empty])) for empty in parts.empty]
+        fresh: dict[str, _Part] = {}
+        for key, inputs, build in parts.items:
+            part = cache.parts.get(key)
+            if part is None or not _same_objects(part.inputs, inputs):
+                part = _render_part(inputs, build(), headers)
+            fresh[key] = part
+        cache.shared, cache.parts = parts.shared, fresh  # objects gone from the state drop out here
+        text = b"".join(header + b"".join(p.chunks[i] for p in fresh.values()) for i, header in enumerate(headers))
+        return _merge_families(parts.empty, fresh.values()), text
+
+
+def _same_objects(old: tuple, new: tuple) -> bool:
+    return len(old) == len(new) and all(a is b for a, b in zip(old, new))
+
+
+def _render_part(inputs: tuple, metrics: Sequence[Metric], headers: Sequence[bytes]) -> _Part:
+    """Format one object's metrics once, then cut the text into per-family chunks (headers removed)."""
+    text = generate_latest(_Families(metrics))
+    chunks, position = [], 0
+    for index, header in enumerate(headers):
+        if not text.startswith(header, position):
+            raise ValueError(f"part metrics do not follow the families' order at {header[:60]!r}")
+        start = position + len(header)
+        position = text.find(headers[index + 1], start) if index + 1 < len(headers) else len(text)
+        chunks.append(text[start:position])
+    return _Part(inputs=inputs, metrics=tuple(metrics), chunks=tuple(chunks))
+
+
+def _merge_families(empty: Sequence[Metric], parts: Iterable[_Part]) -> tuple[Metric, ...]:
+    """The whole families (for the OpenMetrics variant): each part's samples, in part order."""
+    merged = []
+    for metric in empty:
+        whole = Metric(metric.name, metric.documentation, metric.type)
+        whole.samples = list(metric.samples)
+        merged.append(whole)
+    for part in parts:
+        for whole, metric in zip(merged, part.metrics):
+            whole.samples.extend(metric.samples)
+    return tuple(merged)

@@ -8,7 +8,7 @@ the exposition once per state change, so a scrape only copies bytes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import Metric
@@ -60,6 +60,23 @@ Collect = Callable[[ClusterState], Iterable[Metric]]
 
 
 @dataclass(frozen=True, slots=True)
+class Parts:
+    """A collector's output split into independent per-object parts (one per node).
+
+    The renderer keeps each part's text and re-renders a part only when its `inputs` are no
+    longer the very same objects (projections are immutable and kept while unchanged), or
+    when `shared` (what every part depends on) is no longer equal: one Node CR changing
+    re-renders one node, not 5,000 (kube-state-metrics caches per object the same way).
+    """
+
+    shared: tuple  # compared by ==
+    empty: tuple[Metric, ...]  # the families, without samples, in exposition order
+    # (key, inputs compared by identity, build) in exposition order; build() returns one
+    # metric per family of `empty`, in that order, holding only this object's samples.
+    items: Sequence[tuple[str, tuple, Callable[[], Sequence[Metric]]]]
+
+
+@dataclass(frozen=True, slots=True)
 class Collector:
     """A named collector; `reads` names the parts of the state it depends on, so the
     runtime re-runs it only when one of them changed ("cloud", "kube", "sources",
@@ -68,3 +85,4 @@ class Collector:
     name: str
     collect: Collect
     reads: frozenset[str]
+    parts: Callable[[ClusterState], Parts] | None = None  # optional: per-object rendering of `collect`

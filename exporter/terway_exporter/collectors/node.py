@@ -6,13 +6,16 @@ the cluster, or is labelled ignore-by-terway, simply has no view, so its series 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 
 from prometheus_client import Metric
 
-from ..terway.eniconf import effective_confs
-from ..terway.node import NodeView, node_views
-from .base import ClusterState, Collector
+from ..sources.cloud.snapshot import CloudSnapshot
+from ..sources.kube.snapshot import KubeNode, KubeSnapshot, TerwayNodeCR
+from ..terway.eniconf import ConfigError, EniConf, conf_for_node, effective_confs
+from ..terway.node import NodeView, is_legacy, managed_nodes, node_view
+from .base import ClusterState, Collector, Parts
 from .families import Family
 
 NODE = ("node",)
@@ -96,37 +99,49 @@ PER_NODE: tuple[tuple[Family, Callable[[NodeView], float | bool | None]], ...] =
 )
 
 
-def collect_nodes(state: ClusterState) -> Iterable[Metric]:
+FAMILIES = (INFO, IPS, *(family for family, _ in PER_NODE))
+
+
+def node_parts(state: ClusterState) -> Parts:
+    """One part per managed node, in name order; what all of them read is `shared`."""
     if not state.kube_enabled:
-        return []
-    views = node_views(state.kube, state.cloud, effective_confs(state.kube))
-    views.sort(key=lambda v: v.name)
-    info, ips = [], []
-    columns: list[list] = [[] for _ in PER_NODE]
-    for view in views:
-        labels = {"node": view.name}  # shared by all of this node's single-label samples
-        info.append(
-            INFO.sample(
-                {
-                    "node": view.name,
-                    "instance_id": view.instance_id,
-                    "instance_type": view.instance_type,
-                    "zone_id": view.zone_id,
-                    "ipam_mode": view.ipam_mode,
-                },
-                1.0,
-            )
-        )
-        _ip_samples(view, ips)
-        for column, (family, value_of) in zip(columns, PER_NODE):
-            value = value_of(view)
-            if value is not None:
-                column.append(family.sample(labels, float(value)))
-    return [
-        _metric(INFO, info),
-        _metric(IPS, ips),
-        *(_metric(family, column) for (family, _), column in zip(PER_NODE, columns)),
-    ]
+        return Parts(shared=(), empty=(), items=())
+    kube, cloud = state.kube, state.cloud
+    confs = effective_confs(kube)
+    crs = kube.terway_nodes or {}
+    items = []
+    for node in sorted(managed_nodes(kube), key=lambda n: n.name):
+        cr = crs.get(node.name)
+        items.append((node.name, (node, cr), partial(_node_metrics, node, cr, confs, kube, cloud)))
+    # A node's view reads its configuration, the IPAM mode, instance-type limits and (legacy) the census.
+    shared = (confs, kube.terway_nodes is None, cloud.instance_types, cloud.census)
+    return Parts(shared=shared, empty=tuple(family.build() for family in FAMILIES), items=items)
+
+
+def collect_nodes(state: ClusterState) -> Iterable[Metric]:
+    parts = node_parts(state)
+    merged = [metric.samples for metric in parts.empty]
+    for _, _, build in parts.items:
+        for samples, metric in zip(merged, build()):
+            samples.extend(metric.samples)
+    return list(parts.empty)
+
+
+def _node_metrics(node: KubeNode, cr: TerwayNodeCR | None, confs: Mapping[str, EniConf | ConfigError],
+                  kube: KubeSnapshot, cloud: CloudSnapshot) -> list[Metric]:
+    """This node's samples, one metric per family of FAMILIES."""
+    conf = conf_for_node(confs, node)
+    view = node_view(node, cr, conf, cloud, is_legacy(kube, conf))
+    labels = {"node": view.name}  # shared by all of this node's single-label samples
+    info = [INFO.sample({"node": view.name, "instance_id": view.instance_id, "instance_type": view.instance_type,
+                         "zone_id": view.zone_id, "ipam_mode": view.ipam_mode}, 1.0)]
+    ips: list = []
+    _ip_samples(view, ips)
+    metrics = [_metric(INFO, info), _metric(IPS, ips)]
+    for family, value_of in PER_NODE:
+        value = value_of(view)
+        metrics.append(_metric(family, [] if value is None else [family.sample(labels, float(value))]))
+    return metrics
 
 
 def _ip_samples(view: NodeView, out: list) -> None:
@@ -146,4 +161,4 @@ def _metric(family: Family, samples: list) -> Metric:
     return metric
 
 
-COLLECTORS = (Collector("terway_nodes", collect_nodes, frozenset({"kube", "cloud"})),)
+COLLECTORS = (Collector("terway_nodes", collect_nodes, frozenset({"kube", "cloud"}), parts=node_parts),)

@@ -1,0 +1,60 @@
+"""Per-node rendering: one changed Node CR re-renders one node, and the text stays exact."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from test_collectors_kube import cluster, state
+
+from terway_exporter.collectors.registry import all_collectors
+from terway_exporter.render import Renderer, _Families
+
+
+def direct(state_) -> bytes:
+    return b"".join(generate_latest(_Families(list(c.collect(state_)))) for c in all_collectors())
+
+
+def with_cr(state_, name: str, **changes):
+    crs = dict(state_.kube.terway_nodes)
+    crs[name] = replace(crs[name], **changes)
+    return replace(state_, kube=replace(state_.kube, terway_nodes=crs))
+
+
+def test_per_node_parts_match_the_whole_rendering_and_only_changed_nodes_rebuild():
+    first = state(cluster(300))
+    renderer = Renderer(all_collectors())
+    assert renderer.render(first, 1).text == direct(first)
+    before = dict(renderer._parts["terway_nodes"].parts)
+
+    name = sorted(first.kube.terway_nodes)[42]
+    second = with_cr(first, name, last_sync_openapi=1_800_000_000.0)
+    exposition = renderer.render(second, 2)
+    after = renderer._parts["terway_nodes"].parts
+    assert [key for key, part in after.items() if part is not before[key]] == [name]
+    assert exposition.text == direct(second)
+    assert f'terway_node_last_openapi_sync_timestamp_seconds{{node="{name}"}} 1.8e+09'.encode() in exposition.text
+    families = [m for c in all_collectors() for m in c.collect(second)]
+    assert exposition.openmetrics_text() == generate_openmetrics(_Families(families))
+
+
+def test_a_node_that_leaves_takes_its_series_and_shared_changes_rebuild_all():
+    first = state(cluster(20))
+    renderer = Renderer(all_collectors())
+    renderer.render(first, 1)
+    gone = sorted(first.kube.nodes)[3]
+    nodes = {k: v for k, v in first.kube.nodes.items() if k != gone}
+    second = replace(first, kube=replace(first.kube, nodes=nodes))
+    text = renderer.render(second, 2).text
+    assert f'node="{gone}"'.encode() not in text
+    assert text == direct(second)
+    # The eni_config ConfigMap is shared by every node: a new pool size reaches all of them.
+    conf = first.kube.eni_config["eni_conf"].replace('"max_pool_size": 5', '"max_pool_size": 7')
+    crs = {k: replace(v, max_pool_size=None, min_pool_size=None) for k, v in second.kube.terway_nodes.items()}
+    third = replace(second, kube=replace(second.kube, terway_nodes=crs,
+                                         eni_config={**second.kube.eni_config, "eni_conf": conf}))
+    text = renderer.render(third, 3).text
+    assert text == direct(third)
+    assert text.count(b"\nterway_node_pool_max_ips{") == 19
+    assert b'terway_node_pool_max_ips{node="' + sorted(nodes)[0].encode() + b'"} 7.0' in text
