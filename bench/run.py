@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
@@ -330,6 +331,8 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path | None]:
 
 def main(argv: list[str] | None = None) -> int:
     options, json_path = parse_args(argv)
+    # Stopped from outside (a CI timeout): unwind, so every child process is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results: dict[int, dict[str, Figures]] = {}
     with tempfile.TemporaryDirectory(prefix="terway-bench-") as root:
         for nodes in options.nodes:
