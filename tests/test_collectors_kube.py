@@ -19,7 +19,6 @@ from terway_exporter.sources.kube.snapshot import (
     KubeNode,
     KubeSnapshot,
     LeaseStatus,
-    NodeCRAddress,
     NodeCRNic,
     PodSummary,
     TerwayNodeCR,
@@ -70,11 +69,9 @@ def cluster(n_nodes: int = 2) -> KubeSnapshot:
         name = f"cn-hangzhou.10.0.{i // 250}.{i % 250}"
         nodes[name] = KubeNode(name, instance_id=f"i-{i}", instance_type="ecs.g7.xlarge", zone_id="z1",
                                ready=True, sufficient_ip=True)
-        addresses = tuple(NodeCRAddress(f"10.1.{i // 250}.{j}", "Valid", pod_id=f"default/p{j}" if j < 10 else "")
-                          for j in range(13))
         crs[name] = TerwayNodeCR(name, instance_id=f"i-{i}", instance_type="ecs.g7.xlarge", zone_id="z1",
                                  adapters=4, ipv4_per_adapter=15, min_pool_size=0, max_pool_size=5,
-                                 nics=(NodeCRNic("eni-x", "InUse", ipv4=addresses),),
+                                 nics=(NodeCRNic("eni-x", "InUse", ipv4_in_use=10, ipv4_free_valid=3),),
                                  last_sync_openapi=1_700_000_000.0)
     return KubeSnapshot(nodes=nodes, terway_nodes=crs,
                         eni_config={"eni_conf": json.dumps(ENI_CONF), "10-terway.conf": json.dumps(CNI_CONF)},

@@ -76,7 +76,10 @@ def test_node_cr_projection_sorts_nics_and_ips():
             "networkInterfaces": {
                 "eni-b": {"id": "eni-b", "status": "InUse", "vSwitchID": "vsw-1", "networkInterfaceType": "Secondary",
                           "ipv4": {"10.0.0.3": {"ip": "10.0.0.3", "status": "Valid"},
-                                   "10.0.0.2": {"ip": "10.0.0.2", "status": "Valid", "podID": "default/p"}},
+                                   "10.0.0.2": {"ip": "10.0.0.2", "status": "Valid", "podID": "default/p"},
+                                   "10.0.0.4": {"ip": "10.0.0.4", "status": "Deleting", "podID": "default/q"},
+                                   "10.0.0.5": {"ip": "10.0.0.5", "status": "Invalid"},
+                                   "10.0.0.6": {"ip": "10.0.0.6", "status": "Deleting"}},
                           "conditions": {"InsufficientIP": {"message": "vsw-1 ip is not enough"}}},
                 "eni-a": {"status": "Attaching", "unschedulable": True},
             },
@@ -86,7 +89,10 @@ def test_node_cr_projection_sorts_nics_and_ips():
     assert cr.vswitch_ids == ("vsw-1",) and cr.security_group_ids == ("sg-1",) and cr.enable_trunk
     assert [n.eni_id for n in cr.nics] == ["eni-a", "eni-b"]
     assert cr.nics[0].unschedulable and cr.nics[0].status == "Attaching"
-    assert [(a.ip, a.pod_id) for a in cr.nics[1].ipv4] == [("10.0.0.2", "default/p"), ("10.0.0.3", "")]
+    # Per-NIC counts, not per-address records: with a podID / Valid without one / the rest.
+    b = cr.nics[1]
+    assert (b.ipv4_in_use, b.ipv4_free_valid, b.ipv4_other) == (2, 1, 2) and b.ipv4 == ()
+    assert (cr.nics[0].ipv4_in_use, cr.nics[0].ipv4_free_valid, cr.nics[0].ipv4_other) == (0, 0, 0)
     assert cr.nics[1].conditions == ("InsufficientIP",)
     assert cr.last_sync_openapi == T0_UNIX
 

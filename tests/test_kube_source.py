@@ -191,7 +191,7 @@ async def test_sync_once_reads_every_resource_as_the_scenario_describes(cluster)
     cr = snap.terway_nodes["node-b"]
     assert (cr.adapters, cr.ipv4_per_adapter, cr.vswitch_ids) == (4, 15, (VSW_I,))
     assert {n.eni_id for n in cr.nics} == {e.eni_id for e in world.nodes["node-b"].enis}
-    assert sum(1 for n in cr.nics for ip in n.ipv4 if ip.pod_id) == 20
+    assert sum(n.ipv4_in_use for n in cr.nics) == 20
     assert snap.terway_nodes["node-a"].max_pool_size == 5
 
     assert sorted(p.node for p in snap.daemon_pods.values()) == ["node-a", "node-b"]

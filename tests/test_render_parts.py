@@ -58,3 +58,19 @@ def test_a_node_that_leaves_takes_its_series_and_shared_changes_rebuild_all():
     assert text == direct(third)
     assert text.count(b"\nterway_node_pool_max_ips{") == 19
     assert b'terway_node_pool_max_ips{node="' + sorted(nodes)[0].encode() + b'"} 7.0' in text
+
+
+def test_openmetrics_once_asked_for_is_rendered_per_node_with_the_text():
+    first = state(cluster(30))
+    renderer = Renderer(all_collectors())
+    assert not renderer.openmetrics_wanted
+    renderer.render(first, 1).openmetrics_text()  # the first request re-runs the collectors
+    assert renderer.openmetrics_wanted
+    name = sorted(first.kube.terway_nodes)[7]
+    second = with_cr(first, name, last_sync_openapi=1_800_000_000.0)
+    exposition = renderer.render(second, 2)
+    assert all(p.openmetrics is not None for p in exposition.parts)  # made by the render, not on demand
+    families = [m for c in all_collectors() for m in c.collect(second)]
+    assert exposition.openmetrics_text() == generate_openmetrics(_Families(families))
+    assert all(p.om_chunks is not None for p in renderer._parts["terway_nodes"].parts.values())
+    assert not any(hasattr(p, "metrics") for p in renderer._parts["terway_nodes"].parts.values())

@@ -8,7 +8,6 @@ from terway_exporter.sources.cloud.snapshot import CloudSnapshot, Eni, EniCensus
 from terway_exporter.sources.kube.snapshot import (
     KubeNode,
     KubeSnapshot,
-    NodeCRAddress,
     NodeCRNic,
     TerwayNodeCR,
 )
@@ -27,24 +26,21 @@ G7 = InstanceTypeLimits("ecs.g7.xlarge", eni_quantity=4, ips_per_eni=15, eni_tot
 CLOUD = CloudSnapshot(instance_types={"ecs.g7.xlarge": G7})
 
 
-def ips(*specs: str) -> tuple[NodeCRAddress, ...]:
-    """"V" valid idle, "P" valid with a pod, "I" invalid, "D" deleting, "DP" deleting with a pod."""
-    status = {"V": "Valid", "P": "Valid", "I": "Invalid", "D": "Deleting", "DP": "Deleting"}
-    return tuple(
-        NodeCRAddress(f"10.0.0.{i}", status[s], pod_id="default/p" if "P" in s else "")
-        for i, s in enumerate(specs)
-    )
+def nic(eni_id: str, status: str, *specs: str, **kw) -> NodeCRNic:
+    """Specs: "V" valid idle, "P" valid with a pod, "I" invalid, "D" deleting, "DP" deleting with a pod."""
+    return NodeCRNic(eni_id, status, ipv4_in_use=sum("P" in s for s in specs),
+                     ipv4_free_valid=specs.count("V"), ipv4_other=specs.count("I") + specs.count("D"), **kw)
 
 
 def test_idle_rule_is_terways():
     cr = TerwayNodeCR(
         "n1",
         nics=(
-            NodeCRNic("eni-a", "InUse", ipv4=ips("P", "P", "V", "V", "I", "D", "DP")),
+            nic("eni-a", "InUse", "P", "P", "V", "V", "I", "D", "DP"),
             # Unschedulable ENI (block-listed tag): its free IPs are not the pool's.
-            NodeCRNic("eni-b", "InUse", unschedulable=True, ipv4=ips("V", "P")),
+            nic("eni-b", "InUse", "V", "P", unschedulable=True),
             # Still attaching: nothing on it is allocatable yet.
-            NodeCRNic("eni-c", "Attaching", ipv4=ips("V")),
+            nic("eni-c", "Attaching", "V"),
         ),
     )
     assert ip_counts(cr) == IpCounts(in_use=4, idle=2, unavailable=4)
@@ -94,7 +90,7 @@ def _crd_kube(**kw) -> KubeSnapshot:
         },
         terway_nodes={
             "a": TerwayNodeCR("a", adapters=4, ipv4_per_adapter=15, min_pool_size=3, max_pool_size=10,
-                              nics=(NodeCRNic("eni-1", "InUse", ipv4=ips("P", "V")),),
+                              nics=(nic("eni-1", "InUse", "P", "V"),),
                               last_sync_openapi=1_700_000_000.0),
         },
         eni_config={"eni_conf": json.dumps(conf)},

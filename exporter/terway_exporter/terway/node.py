@@ -57,14 +57,12 @@ def ip_counts(cr: TerwayNodeCR) -> IpCounts:
     """Terway's idle-IP rule over a Node CR; IPs a pod holds are in use wherever they sit."""
     in_use = idle = unavailable = 0
     for nic in cr.nics:
-        schedulable = nic.status == "InUse" and not nic.unschedulable
-        for addr in nic.ipv4:
-            if addr.pod_id:
-                in_use += 1
-            elif schedulable and addr.status == "Valid":
-                idle += 1
-            else:
-                unavailable += 1  # Invalid/Deleting, or on an ENI Terway will not allocate from
+        in_use += nic.ipv4_in_use
+        unavailable += nic.ipv4_other  # Invalid/Deleting
+        if nic.status == "InUse" and not nic.unschedulable:
+            idle += nic.ipv4_free_valid
+        else:
+            unavailable += nic.ipv4_free_valid  # on an ENI Terway will not allocate from
     return IpCounts(in_use=in_use, idle=idle, unavailable=unavailable)
 
 
