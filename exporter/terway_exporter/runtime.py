@@ -19,9 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .collectors.base import ExporterSettings
+from .collectors.base import ClusterState, ExporterSettings
 from .collectors.registry import all_collectors
 from .hub import SnapshotHub
+from .memory import release_freed_memory
 from .render import Exposition, Renderer
 from .server import make_app
 from .sources.cloud.snapshot import CloudTargets
@@ -129,6 +130,7 @@ class Runtime:
     async def _render_loop(self) -> None:
         interval = self.options["render_interval"]
         tick, last_tick = 0, time.monotonic()
+        trimmed_after: tuple = ()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.hub.changed.wait(), timeout=AGE_TICK_SECONDS)
@@ -139,6 +141,9 @@ class Runtime:
             self._update_targets()
             state, version = self.hub.state(), self.hub.version
             self.holder.current = await asyncio.to_thread(self.renderer.render, state, version, tick)
+            if _large_change(state) != trimmed_after:
+                trimmed_after = _large_change(state)
+                await asyncio.to_thread(release_freed_memory)
             # Coalesce bursts of changes into one render, and keep rendering to about
             # 1/RENDER_PACING of the time however large the cluster: a render that took
             # 0.2 s is followed by at least 2 s of serving.
@@ -153,6 +158,12 @@ class Runtime:
             self.hub.publish_targets(derive_targets(self.hub.kube, self.explicit_targets))
         except Exception:  # never let odd cluster data stop the render loop
             log.exception("could not derive cloud targets from the cluster; keeping the previous ones")
+
+
+def _large_change(state: ClusterState) -> tuple:
+    """Changes after which much parsing memory was just freed: a source's first success (the
+    cluster's full lists) and a new ENI census. Trimming then keeps RSS near what is live."""
+    return id(state.cloud.census), frozenset(name for name, s in state.sources.items() if s.up)
 
 
 async def wait_for_kube_first_sync(hub: SnapshotHub, timeout: float = KUBE_FIRST_SYNC_WAIT) -> None:
