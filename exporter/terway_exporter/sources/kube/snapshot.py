@@ -29,23 +29,15 @@ class KubeNode:
 
 
 @dataclass(frozen=True, slots=True)
-class NodeCRAddress:
-    ip: str
-    status: str  # Valid, Invalid, Deleting
-    pod_id: str = ""  # "namespace/name" when in use
-
-
-@dataclass(frozen=True, slots=True)
 class NodeCRNic:
     eni_id: str
     status: str  # InUse, Attaching, Detaching, Deleting
     vswitch_id: str = ""
     network_interface_type: str = ""  # Secondary, Trunk
     unschedulable: bool = False
-    # No longer filled by the projection (175,000 records at 5,000 nodes were most of the
-    # exporter's memory): the per-NIC counts below are all collectors need.
-    ipv4: tuple[NodeCRAddress, ...] = ()
     conditions: tuple[str, ...] = ()  # e.g. ("InsufficientIP",)
+    # Counts, not per-address records: 175,000 records at 5,000 nodes were most of the exporter's
+    # memory, and Terway's idle rule needs only these three numbers per NIC.
     ipv4_in_use: int = 0  # addresses with a podID, whatever their status
     ipv4_free_valid: int = 0  # status Valid and no podID (idle when the ENI is InUse and schedulable)
     ipv4_other: int = 0  # no podID and not Valid (Invalid, Deleting, ...)
