@@ -69,13 +69,12 @@ def parse_endpoint(text: str) -> str:
     candidate = value if "://" in value else f"https://{value}"
     parts = urlsplit(candidate)
     try:
-        port = parts.port
+        parts.port  # urllib parses the port lazily: touch it to reject "host:99999"
     except ValueError:
         raise ValueError(f"{text!r} has an invalid port") from None
     host_ok = bool(parts.hostname) and re.fullmatch(r"[A-Za-z0-9.\-:\[\]]+", parts.hostname or "")
     if parts.scheme not in ("http", "https") or not host_ok or parts.path not in ("", "/"):
         raise ValueError(f"{text!r} is not an endpoint (host[:port] or http(s)://host[:port])")
-    del port
     return value
 
 
@@ -144,6 +143,7 @@ class Option:
     default: Any = None
     env: str | None = None  # standard variable name; else TERWAY_EXPORTER_<NAME>
     commands: tuple[str, ...] = ("serve", "collect")
+    shown_default: str | None = None  # the default as a user writes it, when the parsed value reads worse
 
     @property
     def dest(self) -> str:
@@ -172,7 +172,7 @@ OPTIONS: tuple[Option, ...] = (
            parse_bool, default=False),
     Option("terway-namespace", "namespace where Terway runs", str, default="kube-system"),
     Option("listen-address", "address of the HTTP server", parse_listen_address, default=("0.0.0.0", 9417),
-           commands=("serve",)),
+           commands=("serve",), shown_default=":9417"),
     Option("cloud-poll-interval", "how often vSwitches, leaked ENIs, the ENI quota and security groups are polled",
            parse_duration, default=60.0),
     Option("eni-census-interval", "how often every ENI of the VPC is listed (the terway_enis census)",
@@ -198,8 +198,8 @@ def add_options(parser: argparse.ArgumentParser, command: str) -> None:
     for opt in OPTIONS:
         if command not in opt.commands:
             continue
-        shown = opt.default if not isinstance(opt.default, tuple) or opt.name != "listen-address" else ":9417"
-        help_text = f"{opt.help} (env {opt.env_name}; default: {_show_default(shown)})"
+        shown = opt.shown_default or _show_default(opt.default)
+        help_text = f"{opt.help} (env {opt.env_name}; default: {shown})"
         if opt.parse is parse_bool:
             parser.add_argument(f"--{opt.name}", dest=opt.dest, action="store_const", const=True,
                                 default=argparse.SUPPRESS, help=help_text)

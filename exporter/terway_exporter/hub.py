@@ -12,6 +12,7 @@ import asyncio
 import bisect
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from .collectors.base import ClusterState, ExporterSettings, ExporterStats, HistogramData
@@ -26,7 +27,7 @@ CLOUD_LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 class ExporterCounters:
     """Thread-safe counters about the exporter's own work (SDK calls run in worker threads)."""
 
-    def __init__(self, on_change: callable | None = None) -> None:
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, str], int] = {}
         self._durations: dict[str, list[float]] = {}  # api -> [per-bucket counts..., sum]

@@ -214,6 +214,11 @@ def timeseries_panel(
     return _finish(panel, title, description, unit, queries, w, h)
 
 
+def _last_value() -> common_builders.ReduceDataOptions:
+    """One number per series: its last non-null value (stat, gauge and bar gauge panels)."""
+    return common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
+
+
 def stat_panel(
     title: str,
     description: str,
@@ -231,7 +236,7 @@ def stat_panel(
         .text_mode(common.BigValueTextMode.NAME if show_name else common.BigValueTextMode.AUTO)
         .graph_mode(common.BigValueGraphMode.NONE)
         .color_mode(common.BigValueColorMode.BACKGROUND)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .reduce_options(_last_value())
         .thresholds(_thresholds(thresholds))
     )
     if mappings:
@@ -246,7 +251,7 @@ def gauge_panel(
         gauge.Panel()
         .min(0)
         .max(max_value)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .reduce_options(_last_value())
         .thresholds(_thresholds(((None, "green"), (0.8 * max_value, "orange"), (0.9 * max_value, "red"))))
     )
     return _finish(panel, title, description, unit, queries, w, h)
@@ -267,7 +272,7 @@ def bargauge_panel(
         .orientation(common.VizOrientation.HORIZONTAL)
         .display_mode(common.BarGaugeDisplayMode.BASIC)
         .min(0)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .reduce_options(_last_value())
         .thresholds(_thresholds(thresholds))
     )
     if max_value is not None:

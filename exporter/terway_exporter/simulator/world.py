@@ -320,7 +320,6 @@ def _add_node(world: World, alloc: _Allocator, item: dict[str, Any]) -> WorldNod
     instance_type = item["instance_type"]
     if instance_type not in world.instance_types:
         raise ScenarioError(f"scenario {world.name!r}: node {item['name']!r} names unknown instance type {instance_type!r}")
-    index = len(world.nodes) + 1
     node = WorldNode(
         name=item["name"],
         instance_id=item.get("instance_id", "i-" + hashlib.sha1(f"{world.name}/{item['name']}".encode()).hexdigest()[:20]),
@@ -334,7 +333,6 @@ def _add_node(world: World, alloc: _Allocator, item: dict[str, Any]) -> WorldNod
         last_sync_openapi=item.get("last_sync_openapi_ago") and world.started_at - float(item["last_sync_openapi_ago"]),
         kube=dict(item.get("kube") or {}),
     )
-    del index
     limits = world.instance_types[instance_type]
     eni_count = int(item.get("enis", 1))
     pods, idle = int(item.get("pods", 0)), int(item.get("idle", 0))
