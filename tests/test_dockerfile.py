@@ -4,24 +4,30 @@ No Docker daemon runs here, so the Dockerfile is proven three ways: hadolint (Py
 lints it; its instructions are parsed and held to the image's contract (multi-stage, slim Python 3.11,
 a wheel built in the builder and installed offline in the final stage, non-root numeric user, the
 console script as entrypoint, port 9417); and the two pip steps it runs are replayed on this machine
-(wheels built from the checkout, installed offline into a fresh environment, the entrypoint run).
+(the project's wheel built from the checkout without the package index, installed offline into a fresh
+environment, the entrypoint run).
 """
 
 from __future__ import annotations
 
+import email.parser
+import importlib.metadata
 import json
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 import venv
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -208,28 +214,53 @@ def test_dockerignore_sends_only_what_the_build_copies(image_stages: list[Stage]
 
 
 def test_wheels_build_and_install_offline_and_the_entrypoint_runs(tmp_path: Path) -> None:
+    """Replay the image's pip steps without the package index (the suite reaches no network).
+
+    The builder's `pip wheel .` is replayed for the project alone (`--no-deps --no-build-isolation
+    --no-index`); its dependencies come from this environment, which `pip install -e .[test]` resolved
+    from the same metadata: every Requires-Dist of the wheel must be satisfied here, and the fresh
+    environment sees them only through a path entry placed after its own site-packages.
+    """
     wheels, env_dir = tmp_path / "wheels", tmp_path / "image"
-    # Builder: `pip wheel --wheel-dir /wheels .` (the only step that reaches the package index).
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), str(ROOT)],
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "--no-index", "--wheel-dir", str(wheels), str(ROOT)],
                            capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-3000:]
     (project_wheel,) = wheels.glob("terway_exporter-*.whl")
+    # The wheel's declared dependencies are what the builder would have fetched: all installed here.
+    with zipfile.ZipFile(project_wheel) as wheel:
+        (metadata_name,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = email.parser.Parser().parsestr(wheel.read(metadata_name).decode())
+    runtime = [Requirement(r) for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
+    assert {r.name for r in runtime} >= {"prometheus-client", "aiohttp", "kubernetes", "alibabacloud-credentials"}
+    for requirement in runtime:
+        installed = importlib.metadata.version(requirement.name)
+        assert requirement.specifier.contains(installed, prereleases=True), (requirement, installed)
     # Final stage: a clean Python, `pip install --no-index --find-links=/wheels /wheels/terway_exporter-*.whl`.
     venv.create(env_dir, with_pip=True, clear=True)
     python = env_dir / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-index",
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
                               "--find-links", str(wheels), str(project_wheel)],
                              capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr[-3000:]
     subprocess.run([str(python), "-m", "pip", "uninstall", "--quiet", "--yes", "pip", "setuptools", "wheel"],
                    capture_output=True, text=True, timeout=120, check=True)
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    # A path line in a .pth file is appended after the env's own site-packages, and .pth files inside
+    # it are not run: the project (editable here) cannot shadow the wheel's copy.
+    deps_site = sysconfig.get_path("purelib")
+    (Path(site) / "zz-dependencies.pth").write_text(deps_site + "\n")
     # ENTRYPOINT ["terway-exporter"] + CMD ["serve"], asked for its help: everything imports.
     run = subprocess.run([str(env_dir / "bin" / "terway-exporter"), "serve", "--help"],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert f":{PORT}" in run.stdout
-    # The wheel carries the simulator scenarios (package data), which `demo` needs inside the image.
-    listed = subprocess.run([str(python), "-c", "import importlib.resources as r; print(sorted(p.name for p in "
+    # The wheel carries the simulator scenarios (package data), which `demo` needs inside the image,
+    # and it is the wheel's copy that runs.
+    listed = subprocess.run([str(python), "-c", "import importlib.resources as r, terway_exporter as t; "
+                             "print(t.__file__); print(sorted(p.name for p in "
                              "r.files('terway_exporter.simulator').joinpath('scenarios').iterdir()))"],
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert listed.returncode == 0 and ".yaml" in listed.stdout, listed.stderr
+    assert listed.stdout.splitlines()[0].startswith(site), listed.stdout

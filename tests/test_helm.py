@@ -1,8 +1,8 @@
 """The Helm chart: lint, render with every toggle, validate every object offline, check the rules.
 
-Uses the helm binary named by $HELM (default /work/tools/helm; `.ci/install-helm.sh DIR` installs
-one), promtool from PATH, kubernetes-validate for core kinds and the prometheus-operator CRD schemas
-in ../shared/crds (or $TERWAY_SHARED/crds) for ServiceMonitor and PrometheusRule.
+Uses the helm binary named by $HELM (default .tools/helm in the repository; `.ci/install-helm.sh DIR`
+installs one), promtool from PATH, kubernetes-validate for core kinds and the prometheus-operator CRD
+schemas vendored in tests/crds/ for ServiceMonitor and PrometheusRule.
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ CHART = ROOT / "helm" / "terway-exporter"
 SYNC = ROOT / "helm" / "sync.py"
 RULES_SOURCE = ROOT / "alerts" / "terway-exporter.rules.yaml"
 DASHBOARDS_SOURCE = ROOT / "grafana" / "dashboards"
-SHARED = Path(os.environ.get("TERWAY_SHARED", ROOT.parent / "shared"))
-CRDS = SHARED / "crds"
-HELM = Path(os.environ.get("HELM", "/work/tools/helm"))
+CRDS = ROOT / "tests" / "crds"
+HELM = Path(os.environ.get("HELM", ROOT / ".tools" / "helm"))
 PORT = 9417
 # Oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest the validator knows.
 KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())

@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from terway_exporter.simulator.kube_api import DEFAULT_TOKEN, simulator_of, start_kube_simulator, write_kubeconfig
 from terway_exporter.simulator.world import build_world, load_world, read_scenario, scenario_names
 
-CRD_DIR = Path("/work/shared/crds")
+CRD_DIR = Path(__file__).resolve().parent / "crds"
 NODE = "cn-hangzhou.192.168.0.10"
 
 
