@@ -32,7 +32,9 @@ METRICS_DOC = REPO / "docs" / "metrics.md"
 RUNBOOK_BASE = "https://github.com/terway-exporter/terway-exporter/blob/main/docs/runbooks/"
 DASHBOARDS = ("Terway / Overview", "Terway / IP capacity", "Terway / Node", "Terway / Exporter")
 SEVERITIES = ("critical", "warning", "info")
-# Pages for the seed guide's issues that no metric can detect.
+# The last line of every runbook page names the section of the Terway common issues guide it covers.
+GUIDE_SECTION = "Terway common issues guide section: "
+# Pages for that guide's issues that no metric can detect.
 UNDETECTABLE = ("HighNetworkLatency", "LowNetworkThroughput", "LogCollection", "PodToPodCommunication")
 # Series Prometheus itself makes, which the rules may read.
 PROMETHEUS_SERIES = {"up"}
@@ -147,14 +149,14 @@ def test_runbook_page_has_the_required_sections(name):
     assert dashboard_line(diagnosis)[0] in DASHBOARDS
     assert re.search(r"```(bash|sh)\n.*?(kubectl|aliyun) ", diagnosis, re.S), "no kubectl/aliyun command"
     last = text.rstrip().splitlines()[-1]
-    assert last.startswith("Seed guide section: "), "the last line names the seed guide section it covers"
+    assert last.startswith(GUIDE_SECTION), "the last line names the Terway common issues guide section it covers"
 
 
 @pytest.mark.parametrize("name", UNDETECTABLE)
 def test_pages_for_undetectable_issues(name):
     text = page(name)
     assert "## Diagnosis" in text and "## Mitigation" in text
-    assert text.rstrip().splitlines()[-1].startswith("Seed guide section: ")
+    assert text.rstrip().splitlines()[-1].startswith(GUIDE_SECTION)
 
 
 def readme_rows() -> dict[str, list[str]]:
