@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import socket
 from dataclasses import replace
 
 import aiohttp
@@ -13,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from terway_exporter.collectors.base import Collector
 from terway_exporter.collectors.exporter import COLLECTORS as SELF_COLLECTORS
 from terway_exporter.hub import SnapshotHub
-from terway_exporter.render import Renderer
-from terway_exporter.server import make_app
+from terway_exporter.render import Exposition, Renderer
+from terway_exporter.server import WRITE_CHUNK, ScrapeLimits, make_app
 from terway_exporter.sources.cloud.snapshot import CloudSnapshot
 from terway_exporter.sources.status import SourceStatus
 
@@ -84,10 +86,17 @@ async def test_endpoints_and_negotiation():
                 assert r.headers["Content-Encoding"] == "gzip"
                 assert gzip.decompress(await r.read()) == plain
             accept = "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
-            async with session.get(f"{base}/metrics", headers={"Accept": accept}) as r:
+            async with session.get(f"{base}/metrics", headers={"Accept": accept,
+                                                               "Accept-Encoding": "identity"}) as r:
                 assert r.headers["Content-Type"].startswith("application/openmetrics-text")
+                assert "Content-Encoding" not in r.headers
                 body = (await r.read()).decode()
             assert body.endswith("# EOF\n") and body.count("# EOF") == 1
+            # Prometheus asks for OpenMetrics with gzip: it gets it compressed, like the text format.
+            async with session.get(f"{base}/metrics", headers={"Accept": accept,
+                                                               "Accept-Encoding": "gzip"}) as r:
+                assert r.headers["Content-Encoding"] == "gzip"
+                assert gzip.decompress(await r.read()).decode() == body
             async with session.get(f"{base}/") as r:
                 page = await r.text()
             assert "/metrics" in page and "cloud_vswitches" in page and "Forbidden.RAM" in page
@@ -102,4 +111,89 @@ async def test_metrics_before_first_render_is_503():
             async with session.get(f"http://127.0.0.1:{server.port}/metrics") as r:
                 assert r.status == 503
     finally:
+        await server.close()
+
+
+# ----------------------------------------------------------------------------- hostile clients
+
+
+def large_exposition(size: int) -> Exposition:
+    """An exposition whose text is `size` bytes: larger than loopback's socket buffers."""
+    line = b"test_padding_metric 1\n"
+    return Exposition(version=1, parts=(), rendered_at=0.0, text=line * (size // len(line)))
+
+
+async def request_without_reading(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
+    await writer.drain()
+    return reader, writer
+
+
+def server_transports(server: TestServer) -> list[asyncio.Transport]:
+    return [h.transport for h in server.runner.server.connections if h.transport is not None]
+
+
+async def wait_for(condition, what: str, timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_client_that_does_not_read_holds_no_copy_of_the_body():
+    exposition = large_exposition(32 * 1024 * 1024)
+    hub = SnapshotHub()
+    server = TestServer(make_app(hub, lambda: exposition), host="127.0.0.1")
+    await server.start_server()
+    clients = []
+    try:
+        for _ in range(5):
+            clients.append(await request_without_reading(server.port))
+        # Each handler has started writing and is now blocked on a client that does not read.
+        await wait_for(lambda: len(server_transports(server)) == 5
+                       and all(t.get_write_buffer_size() > 0 for t in server_transports(server)),
+                       "every response blocked")
+        buffered = [t.get_write_buffer_size() for t in server_transports(server)]
+        # Without slicing, each transport held what the socket did not take: tens of MB apiece.
+        assert max(buffered) <= 3 * WRITE_CHUNK, buffered
+    finally:
+        for _, writer in clients:
+            writer.close()
+        await server.close()
+
+
+async def test_excess_scrapers_get_503_and_stalled_ones_are_cut_off():
+    exposition = large_exposition(32 * 1024 * 1024)
+    hub = SnapshotHub()
+    limits = ScrapeLimits(max_concurrent=2, queue_timeout=0.2, write_timeout=1.0)
+    server = TestServer(make_app(hub, lambda: exposition, limits), host="127.0.0.1")
+    await server.start_server()
+    stalled = []
+    try:
+        for _ in range(2):
+            stalled.append(await request_without_reading(server.port))
+        await wait_for(lambda: len(server_transports(server)) == 2
+                       and all(t.get_write_buffer_size() > 0 for t in server_transports(server)),
+                       "both slots taken")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{server.port}/metrics") as r:
+                assert r.status == 503
+                assert r.headers["Retry-After"] == "1"
+        # The stalled responses are aborted after write_timeout: the slots free up again.
+        await wait_for(lambda: hub.counters.snapshot().scrapes_rejected.get("write_timeout") == 2, "aborted")
+        stats = hub.counters.snapshot().scrapes_rejected
+        assert stats == {"too_many_concurrent": 1, "write_timeout": 2}
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{server.port}/metrics",
+                                   headers={"Accept-Encoding": "gzip"}) as r:
+                assert r.status == 200
+                assert await r.read() == exposition.text  # aiohttp decompressed it
+        text = Renderer(SELF_COLLECTORS).render(hub.state(), 2).text.decode()
+        assert 'terway_exporter_scrapes_rejected_total{reason="write_timeout"} 2.0' in text
+        assert 'terway_exporter_scrapes_rejected_total{reason="too_many_concurrent"} 1.0' in text
+    finally:
+        for _, writer in stalled:
+            writer.close()
         await server.close()

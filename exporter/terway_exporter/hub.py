@@ -33,6 +33,7 @@ class ExporterCounters:
         self._durations: dict[str, list[float]] = {}  # api -> [per-bucket counts..., sum]
         self._wait: dict[str, float] = {}
         self._restarts: dict[tuple[str, str], int] = {}
+        self._scrapes_rejected: dict[str, int] = {}
         self._on_change = on_change
 
     def count_cloud_request(self, api: str, code: str, seconds: float) -> None:
@@ -53,6 +54,11 @@ class ExporterCounters:
             self._restarts[(resource, reason)] = self._restarts.get((resource, reason), 0) + 1
         self._changed()
 
+    def count_scrape_rejected(self, reason: str) -> None:
+        with self._lock:
+            self._scrapes_rejected[reason] = self._scrapes_rejected.get(reason, 0) + 1
+        self._changed()
+
     def cloud_requests_total(self) -> int:
         with self._lock:
             return sum(self._requests.values())
@@ -65,6 +71,7 @@ class ExporterCounters:
                 cloud_request_durations=durations,
                 cloud_rate_limit_wait=dict(self._wait),
                 kube_watch_restarts=dict(self._restarts),
+                scrapes_rejected=dict(self._scrapes_rejected),
             )
 
     def _changed(self) -> None:

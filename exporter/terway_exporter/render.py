@@ -80,6 +80,7 @@ class Exposition:
     on_openmetrics: Callable[[], None] | None = None  # tells the renderer OpenMetrics is wanted
     _gzip: bytes | None = None
     _openmetrics: bytes | None = None
+    _gzip_openmetrics: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def gzip_text(self) -> bytes:
@@ -87,6 +88,13 @@ class Exposition:
             if self._gzip is None:
                 self._gzip = gzip.compress(self.text, compresslevel=5, mtime=0)
             return self._gzip
+
+    def gzip_openmetrics(self) -> bytes:
+        body = self.openmetrics_text()
+        with self._lock:
+            if self._gzip_openmetrics is None:
+                self._gzip_openmetrics = gzip.compress(body, compresslevel=5, mtime=0)
+            return self._gzip_openmetrics
 
     def openmetrics_text(self) -> bytes:
         with self._lock:

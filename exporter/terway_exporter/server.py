@@ -2,26 +2,58 @@
 
 /metrics never computes anything: it picks the latest `Exposition` and returns its
 bytes (gzip-compressed or OpenMetrics when the scraper asks for them).
+
+Memory per client is bounded. The body is written in `WRITE_CHUNK` slices of the shared cached
+bytes, each write waiting for the socket to drain: a client that does not read holds at most about
+two chunks in the transport's buffer instead of its own copy of a multi-megabyte body (CPython
+3.11's selector transport copies whatever the socket did not take). At most `max_concurrent`
+responses are written at once (`ScrapeLimits`); a further scraper waits up to `queue_timeout` for a
+slot, then gets 503. A response not fully written within `write_timeout` is aborted. Worst case:
+max_concurrent x 2 x WRITE_CHUNK of buffered body (4 MiB), whatever the number of clients.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from .hub import SnapshotHub
 from .render import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Exposition
 
+log = logging.getLogger(__name__)
+
 EXPOSITION_KEY = web.AppKey("exposition", Callable)
 HUB_KEY = web.AppKey("hub", SnapshotHub)
+# aiohttp's writer drains once more than 64 KiB are buffered; writing slices of that size keeps
+# each connection's buffered share of the body at about two slices.
+WRITE_CHUNK = 64 * 1024
 
 
-def make_app(hub: SnapshotHub, exposition: Callable[[], Exposition | None]) -> web.Application:
+@dataclass(frozen=True, slots=True)
+class ScrapeLimits:
+    # Prometheus scrapes a target over one connection at a time; more slots cover HA pairs and humans.
+    max_concurrent: int = 32
+    queue_timeout: float = 10.0
+    # Prometheus's default scrape timeout is 10 s: a client that has not read the body in 30 s never will.
+    write_timeout: float = 30.0
+
+
+LIMITS_KEY = web.AppKey("scrape_limits", ScrapeLimits)
+SCRAPE_SLOTS_KEY = web.AppKey("scrape_slots", asyncio.Semaphore)
+
+
+def make_app(hub: SnapshotHub, exposition: Callable[[], Exposition | None],
+             limits: ScrapeLimits = ScrapeLimits()) -> web.Application:
     app = web.Application()
     app[HUB_KEY] = hub
     app[EXPOSITION_KEY] = exposition
+    app[LIMITS_KEY] = limits
+    app[SCRAPE_SLOTS_KEY] = asyncio.Semaphore(limits.max_concurrent)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -38,24 +70,53 @@ def _accepts_gzip(request: web.Request) -> bool:
     return "gzip" in request.headers.get("Accept-Encoding", "")
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.StreamResponse:
     current = request.app[EXPOSITION_KEY]()
     if current is None:
         return web.Response(status=503, text="no metrics rendered yet\n")
-    if _wants_openmetrics(request):
-        body, content_type = current.openmetrics_text(), OPENMETRICS_CONTENT_TYPE
-        return _bytes(body, content_type)
-    if _accepts_gzip(request):
-        response = _bytes(current.gzip_text(), TEXT_CONTENT_TYPE)
-        response.headers["Content-Encoding"] = "gzip"
-        response.headers["Vary"] = "Accept-Encoding"
-        return response
-    return _bytes(current.text, TEXT_CONTENT_TYPE)
+    slots, limits = request.app[SCRAPE_SLOTS_KEY], request.app[LIMITS_KEY]
+    try:
+        await asyncio.wait_for(slots.acquire(), timeout=limits.queue_timeout)
+    except TimeoutError:
+        request.app[HUB_KEY].counters.count_scrape_rejected("too_many_concurrent")
+        log.warning("503 to %s: %d /metrics responses already being written", request.remote,
+                    limits.max_concurrent)
+        return web.Response(status=503, text="too many concurrent scrapes\n", headers={"Retry-After": "1"})
+    try:
+        gzipped = _accepts_gzip(request)
+        if _wants_openmetrics(request):
+            body = current.gzip_openmetrics() if gzipped else current.openmetrics_text()
+            content_type = OPENMETRICS_CONTENT_TYPE
+        else:
+            body = current.gzip_text() if gzipped else current.text
+            content_type = TEXT_CONTENT_TYPE
+        # aiohttp's `content_type` argument rejects parameters; set the header whole.
+        headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        return await _stream(request, body, headers, limits.write_timeout)
+    finally:
+        slots.release()
 
 
-def _bytes(body: bytes, content_type: str) -> web.Response:
-    # aiohttp's `content_type` argument rejects parameters; set the header whole.
-    return web.Response(body=body, headers={"Content-Type": content_type})
+async def _stream(request: web.Request, body: bytes, headers: dict[str, str],
+                  write_timeout: float) -> web.StreamResponse:
+    """Write the shared body slice by slice, waiting for the client to read each (see the module doc)."""
+    response = web.StreamResponse(headers=headers)
+    response.content_length = len(body)
+    view = memoryview(body)
+    try:
+        async with asyncio.timeout(write_timeout):
+            await response.prepare(request)
+            for start in range(0, len(view), WRITE_CHUNK):
+                await response.write(view[start:start + WRITE_CHUNK])
+            await response.write_eof()
+    except TimeoutError:
+        request.app[HUB_KEY].counters.count_scrape_rejected("write_timeout")
+        log.warning("aborted /metrics to %s: the body was not read within %.0f s", request.remote, write_timeout)
+        if request.transport is not None:
+            request.transport.abort()
+    return response
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -32,6 +32,7 @@ class ExporterStats:
     cloud_request_durations: dict[str, HistogramData] = field(default_factory=dict)  # api ->
     cloud_rate_limit_wait: dict[str, float] = field(default_factory=dict)  # api -> seconds
     kube_watch_restarts: dict[tuple[str, str], int] = field(default_factory=dict)  # (resource, reason)
+    scrapes_rejected: dict[str, int] = field(default_factory=dict)  # reason -> /metrics requests
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,16 @@ def kube_watches(state: ClusterState) -> Iterable[Metric]:
     yield restarts
 
 
+def scrapes_rejected(state: ClusterState) -> Iterable[Metric]:
+    rejected = CounterMetricFamily("terway_exporter_scrapes_rejected",
+                                   "/metrics requests refused (too_many_concurrent: every response slot busy "
+                                   "for 10 s) or aborted (write_timeout: the client did not read the body "
+                                   "within 30 s).", labels=["reason"])
+    for reason in ("too_many_concurrent", "write_timeout"):
+        rejected.add_metric([reason], state.stats.scrapes_rejected.get(reason, 0))
+    yield rejected
+
+
 def _bound(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
@@ -76,4 +86,5 @@ COLLECTORS = (
     Collector("exporter_sources", source_health, frozenset({"sources"})),
     Collector("exporter_cloud_api", cloud_api, frozenset({"stats"})),
     Collector("exporter_kube_watches", kube_watches, frozenset({"stats"})),
+    Collector("exporter_scrapes", scrapes_rejected, frozenset({"stats"})),
 )
