@@ -118,6 +118,20 @@ def test_eni_conf_invalid_for_terwayd_validate():
     assert found(make_state(dict(BASE, ip_stack="dual")), "eni_conf_invalid") == set()
 
 
+def test_degradation_terway_does_not_recognise_is_flagged():
+    def ctrl(text: str) -> ClusterState:
+        return make_state(controlplane_config={"ctrl-config.yaml": text})
+
+    upper = run_checks(ctrl("regionID: cn-hangzhou\ndegradation: L0\n"))
+    assert [(p.check, p.object) for p in upper] == [("degradation_ignored", "terway-controlplane/ctrl-config.yaml")]
+    assert "'L0'" in upper[0].message and "without degradation" in upper[0].message
+    assert found(ctrl('degradation: "l1 "'), "degradation_ignored") == {"terway-controlplane/ctrl-config.yaml"}
+    # What Terway recognises, an empty value and no key at all are fine.
+    for text in ("degradation: l0", "degradation: l1", "degradation: ''", "regionID: cn-hangzhou"):
+        assert found(ctrl(text), "degradation_ignored") == set(), text
+    assert found(make_state(), "degradation_ignored") == set()  # hosted controlplane: nothing to judge
+
+
 def test_ignored_fields_from_the_seed_guide():
     conf = dict(BASE, enable_ebpf=True, eniip_virtual_type="IPVlan")
     assert found(make_state(conf), "eni_conf_ignored_field") == {

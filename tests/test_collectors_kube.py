@@ -88,10 +88,10 @@ def state(kube: KubeSnapshot, **kw) -> ClusterState:
 def test_node_families_in_crd_mode():
     text = render(state(cluster(1)), [node])
     assert text == """\
-# HELP terway_node_info 1 per node Terway manages; ipam_mode is crd (centralised IPAM, Node CR) or legacy (node-local).
+# HELP terway_node_info 1 per node Terway manages; ipam_mode is crd (centralised IPAM, Node CR), prefix (centralised IPAM with IP prefixes: the daemon assigns pod IPs, the Node CR has no pod records) or legacy (node-local).
 # TYPE terway_node_info gauge
 terway_node_info{instance_id="i-0",instance_type="ecs.g7.xlarge",ipam_mode="crd",node="cn-hangzhou.10.0.0.0",zone_id="z1"} 1.0
-# HELP terway_node_ips Pod IPs held on the node's secondary ENIs by state: in_use (a pod holds it), idle (Valid, no pod, on an InUse schedulable ENI: Terway's pool), unavailable (anything else); unknown in legacy IPAM, where only the ECS census total is visible.
+# HELP terway_node_ips Pod IPs held on the node's secondary ENIs by state: in_use (a pod holds it), idle (Valid, no pod, on an InUse schedulable ENI: Terway's pool), unavailable (anything else); unknown alone in legacy IPAM (the ECS census total) and in prefix mode (addresses of the Valid/Frozen IPv4 prefixes), where in-use and idle are not visible.
 # TYPE terway_node_ips gauge
 terway_node_ips{node="cn-hangzhou.10.0.0.0",state="in_use"} 10.0
 terway_node_ips{node="cn-hangzhou.10.0.0.0",state="idle"} 3.0
@@ -163,6 +163,24 @@ def test_legacy_node_reports_a_total_of_unknown_state():
     assert samples(text, "terway_node_ips") == {(("node", name), ("state", "unknown")): 12.0}
     assert by_node(text, "terway_node_enis") == {name: 2.0}
     assert by_node(text, "terway_node_info", ipam_mode="legacy") == {name: 1.0}
+
+
+def test_prefix_mode_node_reports_its_prefix_addresses_never_in_use_zero():
+    kube = cluster(2)
+    name, other = sorted(kube.nodes)
+    # What Terway v1.17 writes in prefix mode: prefixes on the ENIs, no pod records, spec.pool zeroed.
+    prefix_cr = replace(kube.terway_nodes[name], enable_ip_prefix=True, total_adapters=4, min_pool_size=0,
+                        max_pool_size=0, nics=(NodeCRNic("eni-x", "InUse", ipv4_free_valid=1,
+                                                         ipv4_prefix_addresses=48),))
+    text = render(state(replace(kube, terway_nodes={**kube.terway_nodes, name: prefix_cr})), [node])
+    ips = samples(text, "terway_node_ips")
+    assert {k: v for k, v in ips.items() if dict(k)["node"] == name} == {(("node", name), ("state", "unknown")): 48.0}
+    assert by_node(text, "terway_node_ips", state="in_use") == {other: 10.0}  # the other node is unchanged
+    assert by_node(text, "terway_node_info", ipam_mode="prefix") == {name: 1.0}
+    assert by_node(text, "terway_node_info", ipam_mode="crd") == {other: 1.0}
+    assert by_node(text, "terway_node_ip_capacity")[name] == (15 - 1) * 16 * (4 - 1)
+    assert by_node(text, "terway_node_pool_min_ips")[name] == 0.0
+    assert by_node(text, "terway_node_enis")[name] == 2.0
 
 
 def test_nothing_kubernetes_side_without_a_cluster():
@@ -267,7 +285,7 @@ terway_controlplane_in_cluster 1.0
 # HELP terway_controlplane_lease_renew_timestamp_seconds Last renewal of the terway-controlplane leader Lease (spec.renewTime).
 # TYPE terway_controlplane_lease_renew_timestamp_seconds gauge
 terway_controlplane_lease_renew_timestamp_seconds 1.70000005e+09
-# HELP terway_controlplane_degradation Controlplane degradation level from ctrl-config.yaml (state set): l0 makes no OpenAPI calls, l1 allocates but never syncs or releases.
+# HELP terway_controlplane_degradation Controlplane degradation level from ctrl-config.yaml, as Terway applies it (state set): l0 makes no OpenAPI calls, l1 allocates but never syncs or releases; any value but exactly l0 or l1 (e.g. L0) is none.
 # TYPE terway_controlplane_degradation gauge
 terway_controlplane_degradation{level="none"} 0.0
 terway_controlplane_degradation{level="l0"} 1.0

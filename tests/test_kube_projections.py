@@ -102,7 +102,27 @@ def test_node_cr_missing_spec_and_status_reads_as_unknown():
     assert cr.adapters is None and cr.nics == () and cr.last_sync_openapi is None
 
 
+def test_prefix_mode_node_cr_counts_the_addresses_of_occupying_prefixes():
+    cr = project_terway_node({
+        "metadata": {"name": "n1"},
+        "spec": {"eni": {"enableIPPrefix": True, "ipv4PrefixCount": 4}, "pool": {}},
+        "status": {"networkInterfaces": {"eni-1": {
+            "id": "eni-1", "status": "InUse",
+            "ipv4": {"10.0.0.5": {"ip": "10.0.0.5", "primary": True, "status": "Valid"}},
+            "ipv4Prefix": [{"prefix": "10.0.1.0/28", "status": "Valid"},
+                           {"prefix": "10.0.1.16/28", "status": "Frozen"},
+                           {"prefix": "10.0.1.32/28", "status": "Deleting"},
+                           {"prefix": "10.0.1.48/28", "status": "Invalid"}]}}},
+    })
+    assert cr.enable_ip_prefix is True
+    (nic,) = cr.nics
+    assert nic.ipv4_prefix_addresses == 32  # Valid + Frozen /28s
+    assert (nic.ipv4_in_use, nic.ipv4_free_valid) == (0, 1)  # no pod records in prefix mode
+
+
 @pytest.mark.parametrize("raw", [
+    {"metadata": {"name": "n1"}, "status": {"networkInterfaces": {"eni-1": {
+        "ipv4Prefix": [{"prefix": "10.0.1.0", "status": "Valid"}]}}}},
     {"metadata": {"name": "n1"}, "spec": {"nodeCap": "four"}},
     {"metadata": {"name": "n1"}, "spec": {"nodeCap": {"adapters": "many"}}},
     {"metadata": {"name": "n1"}, "status": {"networkInterfaces": ["eni-1"]}},

@@ -10,6 +10,7 @@ from terway_exporter.sources.kube.snapshot import KubeNode, KubeSnapshot
 from terway_exporter.terway.eniconf import (
     ConfigError,
     CniConf,
+    Degradation,
     EniConf,
     conf_for_node,
     effective_conf,
@@ -19,6 +20,7 @@ from terway_exporter.terway.eniconf import (
     parse_cni_conf,
     parse_degradation,
     parse_eni_conf,
+    read_degradation,
     service_cidr_contains,
 )
 
@@ -187,12 +189,32 @@ def test_disable_network_policy(value, enabled):
 
 def test_degradation_level():
     assert parse_degradation("regionID: cn-hangzhou\ndegradation: l0\n") == "l0"
-    assert parse_degradation("degradation: L1") == "l1"
+    assert parse_degradation("degradation: l1") == "l1"
     assert parse_degradation("regionID: cn-hangzhou\n") == "none"
     assert parse_degradation("") == "none"
     assert parse_degradation("degradation: l2") == "none"
     error = parse_degradation("a: [1,\n")
     assert isinstance(error, ConfigError) and "line" in error.message
+
+
+@pytest.mark.parametrize("text, level, written", [
+    # Terway compares the raw string with "l0"/"l1" (pool.go getDegradation): case and spaces matter.
+    ("degradation: L0", "none", "L0"),
+    ("degradation: L1\n", "none", "L1"),
+    ('degradation: "l0 "', "none", "l0 "),
+    ("degradation: level0", "none", "level0"),
+    ("degradation: true", "none", "true"),
+    ("degradation: 0", "none", "0"),
+    # viper matches keys case-insensitively, so this key is read.
+    ("Degradation: l1", "l1", "l1"),
+    ("degradation:", "none", ""),
+    ('degradation: ""', "none", ""),
+])
+def test_degradation_is_the_exact_string_terway_compares(text, level, written):
+    setting = read_degradation(text)
+    assert isinstance(setting, Degradation)
+    assert (setting.level, setting.written) == (level, written)
+    assert setting.ignored is (written != "" and level == "none")
 
 
 def test_service_cidr_contains():

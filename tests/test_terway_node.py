@@ -20,6 +20,8 @@ from terway_exporter.terway.node import (
     ip_counts,
     node_views,
     pool_bounds,
+    prefix_ip_counts,
+    prefix_mode,
 )
 
 G7 = InstanceTypeLimits("ecs.g7.xlarge", eni_quantity=4, ips_per_eni=15, eni_total_quantity=4)
@@ -130,6 +132,31 @@ def test_node_views_in_legacy_mode_use_the_eni_census():
     assert views["b"].enis is None  # no instance id: cannot be matched to the census
     before_census = {v.name: v for v in node_views(kube, CLOUD, effective_confs(kube))}
     assert before_census["a"].enis is None and before_census["a"].ips is None
+
+
+def test_prefix_mode_node_reports_prefix_addresses_and_no_pool():
+    prefix_cr = TerwayNodeCR("a", adapters=4, total_adapters=4, ipv4_per_adapter=15, enable_ip_prefix=True,
+                             min_pool_size=0, max_pool_size=0,
+                             nics=(NodeCRNic("eni-1", "InUse", ipv4_free_valid=1, ipv4_prefix_addresses=64),))
+    kube = _crd_kube(terway_nodes={"a": prefix_cr})
+    views = {v.name: v for v in node_views(kube, CLOUD, effective_confs(kube))}
+    a = views["a"]
+    assert a.ipam_mode == "prefix"
+    assert a.ips == IpCounts(unknown=64)  # never in_use=0: the CR holds no pod records
+    assert (a.enis, a.ip_capacity, a.pool_min, a.pool_max) == (2, 14 * 16 * 3, 0, 0)
+    assert views["b"].ipam_mode == "crd"  # no CR, config without enable_ip_prefix
+
+
+def test_prefix_mode_comes_from_the_cr_then_the_config():
+    on = EniConf(ipam_type="crd", enable_ip_prefix=True)
+    assert prefix_mode(TerwayNodeCR("n", enable_ip_prefix=True), None) is True
+    # The CR's value is immutable: a config switched on later does not change an existing node.
+    assert prefix_mode(TerwayNodeCR("n"), on) is False
+    assert prefix_mode(None, on) is True
+    assert prefix_mode(None, EniConf(enable_ip_prefix=True)) is False  # only centralised IPAM has prefixes
+    assert prefix_ip_counts(TerwayNodeCR("n", nics=(NodeCRNic("e1", "InUse", ipv4_prefix_addresses=16),
+                                                    NodeCRNic("e2", "Attaching", ipv4_prefix_addresses=32)))) \
+        == IpCounts(unknown=48)
 
 
 def test_crd_installed_but_ipam_type_legacy_is_legacy():

@@ -8,7 +8,8 @@ zone, or a node. Checks that need cloud data say nothing until the cloud source 
 A dynamic config (node label `terway-config`) is merge-patched over `eni-config`; a problem it
 only inherits is reported once, under `eni-config`.
 
-Each check's docstring says what Terway does with the faulty setting (reference terway.md); the
+Each check's docstring says what Terway does with the faulty setting, naming the file of
+AliyunContainerService/terway (at tag v1.17.5 unless it says otherwise) where it does so; the
 runbooks quote them.
 """
 
@@ -26,6 +27,7 @@ from ..terway.eniconf import (
     ENI_CONFIG_NAME,
     IGNORED_FIELDS,
     ConfigError,
+    Degradation,
     EniConf,
     conf_for_node,
     effective_confs,
@@ -35,7 +37,7 @@ from ..terway.eniconf import (
     service_cidr_contains,
     validate,
 )
-from ..terway.node import NodeView, degradation_level, managed_nodes, node_views
+from ..terway.node import NodeView, degradation_level, degradation_setting, managed_nodes, node_views
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,23 @@ def eni_conf_unparsable(ctx: _Context) -> Iterable[Problem]:
         yield Problem("eni_conf_unparsable", f"terway-controlplane/{CTRL_CONFIG_KEY}", level.message)
 
 
+def degradation_ignored(ctx: _Context) -> Iterable[Problem]:
+    """`ctrl-config.yaml` sets `degradation` to a value Terway does not recognise, such as `L0`.
+
+    The controlplane compares the string it reads with `l0` and `l1` exactly
+    (`pkg/controller/multi-ip/node/pool.go` getDegradation, `types/controlplane/config_default.go`,
+    Terway v1.17.5), so `L0`, `L1` or `"l0 "` match neither and it runs without degradation: it keeps
+    syncing, allocating and releasing IPs through the cloud API while whoever wrote it believes that
+    is switched off. `terway_controlplane_degradation` reports what Terway does (`none`).
+    """
+    setting = degradation_setting(ctx.state.kube)
+    if isinstance(setting, Degradation) and setting.ignored:
+        shown = setting.written if len(setting.written) <= 32 else setting.written[:32] + "..."
+        yield Problem("degradation_ignored", f"terway-controlplane/{CTRL_CONFIG_KEY}",
+                      f"degradation {shown!r} is neither l0 nor l1 (Terway compares the exact, lower-case "
+                      "string), so the controlplane runs without degradation")
+
+
 def eni_conf_invalid(ctx: _Context) -> Iterable[Problem]:
     """`eni_conf` parses but `terwayd`'s `Config.Validate()` refuses it at start, so the daemon exits
     (crash loop) on the nodes it applies to: `ip_stack` must be ipv4 or dual (`ipv6` is rejected),
@@ -111,8 +130,8 @@ def eni_conf_invalid(ctx: _Context) -> Iterable[Problem]:
 
 def eni_conf_ignored_field(ctx: _Context) -> Iterable[Problem]:
     """`eni_conf` sets a field Terway does not read (e.g. `enable_ebpf`, `enable_datapath_v2`,
-    `degradation`, `eniip_virtual_type`): the setting has no effect. These names come from an
-    unofficial troubleshooting guide or removed releases (terway.md §1.3)."""
+    `degradation`, `eniip_virtual_type`): the setting has no effect. These names come from the
+    Terway common issues guide or removed releases; `types/daemon/config.go` has no such field."""
     for name, doc in sorted(ctx.raw.items()):
         for field in IGNORED_FIELDS:
             if field in doc:
@@ -280,6 +299,7 @@ _SIMPLE_CHECKS: tuple[Callable[[_Context], Iterable[Problem]], ...] = (
     eni_conf_unparsable,
     eni_conf_invalid,
     eni_conf_ignored_field,
+    degradation_ignored,
     vswitch_not_found,
     vswitch_other_vpc,
     security_group_not_found,

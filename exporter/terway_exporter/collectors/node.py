@@ -14,7 +14,7 @@ from prometheus_client import Metric
 from ..sources.cloud.snapshot import CloudSnapshot
 from ..sources.kube.snapshot import KubeNode, KubeSnapshot, TerwayNodeCR
 from ..terway.eniconf import ConfigError, EniConf, conf_for_node, effective_confs
-from ..terway.node import NodeView, is_legacy, managed_nodes, node_view
+from ..terway.node import IPAM_LEGACY, IPAM_PREFIX, NodeView, is_legacy, managed_nodes, node_view
 from .base import ClusterState, Collector, Parts
 from .families import Family
 
@@ -22,14 +22,16 @@ NODE = ("node",)
 
 INFO = Family(
     "terway_node_info",
-    "1 per node Terway manages; ipam_mode is crd (centralised IPAM, Node CR) or legacy (node-local).",
+    "1 per node Terway manages; ipam_mode is crd (centralised IPAM, Node CR), prefix (centralised IPAM "
+    "with IP prefixes: the daemon assigns pod IPs, the Node CR has no pod records) or legacy (node-local).",
     ("node", "instance_id", "instance_type", "zone_id", "ipam_mode"),
 )
 IPS = Family(
     "terway_node_ips",
     "Pod IPs held on the node's secondary ENIs by state: in_use (a pod holds it), idle (Valid, no pod, "
-    "on an InUse schedulable ENI: Terway's pool), unavailable (anything else); unknown in legacy IPAM, "
-    "where only the ECS census total is visible.",
+    "on an InUse schedulable ENI: Terway's pool), unavailable (anything else); unknown alone in legacy IPAM "
+    "(the ECS census total) and in prefix mode (addresses of the Valid/Frozen IPv4 prefixes), where in-use "
+    "and idle are not visible.",
     ("node", "state"),
 )
 IP_STATES = ("in_use", "idle", "unavailable")
@@ -148,7 +150,7 @@ def _ip_samples(view: NodeView, out: list) -> None:
     counts = view.ips
     if counts is None:
         return
-    if view.ipam_mode == "legacy":
+    if view.ipam_mode in (IPAM_LEGACY, IPAM_PREFIX):  # in-use and idle not visible: never report 0
         out.append(IPS.sample({"node": view.name, "state": "unknown"}, float(counts.unknown)))
         return
     for state, value in zip(IP_STATES, (counts.in_use, counts.idle, counts.unavailable)):

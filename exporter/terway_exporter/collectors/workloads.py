@@ -58,8 +58,8 @@ CP_LEASE = Family(
 )
 CP_DEGRADATION = Family(
     "terway_controlplane_degradation",
-    "Controlplane degradation level from ctrl-config.yaml (state set): l0 makes no OpenAPI calls, "
-    "l1 allocates but never syncs or releases.",
+    "Controlplane degradation level from ctrl-config.yaml, as Terway applies it (state set): l0 makes no "
+    "OpenAPI calls, l1 allocates but never syncs or releases; any value but exactly l0 or l1 (e.g. L0) is none.",
     ("level",),
 )
 DNS_REPLICAS = Family(

@@ -7,7 +7,9 @@
   `eni_conf` RFC 7396 JSON-merge-patched over `eni-config` (`types/daemon/dynamicconfig.go`).
 * `10-terway.conf` (or `10-terway.conflist`, which wins when present): the CNI plugin config,
   where `eniip_virtual_type` and `network_policy_provider` really live.
-* `ctrl-config.yaml` (ConfigMap `terway-controlplane`): the controlplane's `degradation` level.
+* `ctrl-config.yaml` (ConfigMap `terway-controlplane`): the controlplane's `degradation` level, which
+  the controlplane reads through viper (`types/controlplane/config.go` InitViper) and compares as a raw
+  string (`pkg/controller/multi-ip/node/pool.go` getDegradation, Terway v1.17.5).
 
 Secrets: `access_key`/`access_secret` are read only to record that they are set; their values are
 never stored, logged or put in an error message.
@@ -31,8 +33,8 @@ CNI_CONFLIST_KEY = "10-terway.conflist"
 CTRL_CONFIG_KEY = "ctrl-config.yaml"
 ENI_CONFIG_NAME = "eni-config"
 
-# Names the seed troubleshooting guide (and old releases) put in eni_conf that Terway does not read
-# (reference terway.md §1.3): setting them changes nothing. Name -> what to do instead.
+# Names the Terway common issues guide (and old releases) put in eni_conf that Terway does not read
+# (`types/daemon/config.go` Config has no such field): setting them changes nothing. Name -> what to do instead.
 IGNORED_FIELDS: Mapping[str, str] = {
     "enable_ebpf": "not a Terway setting; eBPF comes from network_policy_provider/datapath in 10-terway.conf",
     "enable_datapath_v2": "not a Terway setting; set eniip_virtual_type=datapathv2 in 10-terway.conf",
@@ -339,10 +341,38 @@ def network_policy_enabled(data: Mapping[str, str]) -> bool:
     return data.get("disable_network_policy", "").strip().lower() in ("", "false", "0")
 
 
-def parse_degradation(text: str) -> str | ConfigError:
-    """The controlplane's `degradation` key: "l0", "l1", or "none" when unset or unrecognised.
+@dataclass(frozen=True, slots=True)
+class Degradation:
+    """The controlplane's `degradation` setting: what Terway does with it, and what is written."""
 
-    l0: no OpenAPI calls at all; l1: no syncWithAPI/adjustPool (no releasing) but still allocates.
+    level: str  # what the controlplane applies: "none", "l0" or "l1"
+    written: str = ""  # the value as viper reads it ("" when the key is absent or empty)
+
+    @property
+    def ignored(self) -> bool:
+        """A value is written but Terway does not recognise it, so it runs without degradation."""
+        return self.written != "" and self.level == "none"
+
+
+def _viper_string(value: Any) -> str:
+    """What viper's GetString returns for a YAML value: scalars as text, anything else ""."""
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def read_degradation(text: str) -> Degradation | ConfigError:
+    """The controlplane's `degradation` key, judged the way Terway v1.17.5 judges it.
+
+    The controlplane reads ctrl-config.yaml through viper (`types/controlplane/config.go` InitViper;
+    viper matches keys case-insensitively) and compares `GetString("degradation")` with the constants
+    `l0` and `l1` (`types/controlplane/config_default.go`) as raw strings
+    (`pkg/controller/multi-ip/node/pool.go` getDegradation, syncWithAPI, addIP, adjustPool). So `L0`,
+    `L1`, a quoted `"l0 "` or `level0` match neither: the controlplane runs without degradation.
+    l0: no OpenAPI call (no sync, no new IP, no release); l1: no syncWithAPI and no adjustPool (nothing
+    released) but still allocates.
     """
     try:
         doc = yaml.safe_load(text)
@@ -351,11 +381,19 @@ def parse_degradation(text: str) -> str | ConfigError:
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         return ConfigError(f"{CTRL_CONFIG_KEY} is not valid YAML{where}")
     if doc is None:
-        return "none"
+        return Degradation("none")
     if not isinstance(doc, dict):
         return ConfigError(f"{CTRL_CONFIG_KEY} must be a YAML mapping")
-    level = str(doc.get("degradation") or "").strip().lower()
-    return level if level in ("l0", "l1") else "none"
+    key = "degradation" if "degradation" in doc else next(
+        (k for k in doc if isinstance(k, str) and k.lower() == "degradation"), None)
+    written = _viper_string(doc.get(key)) if key is not None else ""
+    return Degradation(written if written in ("l0", "l1") else "none", written)
+
+
+def parse_degradation(text: str) -> str | ConfigError:
+    """The degradation level the controlplane applies: "l0", "l1", or "none" (unset or unrecognised)."""
+    setting = read_degradation(text)
+    return setting if isinstance(setting, ConfigError) else setting.level
 
 
 def service_cidr_contains(cidrs: tuple[str, ...], ip: str) -> bool | None:

@@ -9,6 +9,13 @@ the pool; excess idles above `maxPoolSize` are released, and Terway allocates wh
 Legacy IPAM (`terway_nodes is None`, each terwayd calls ECS itself): the only outside view is the ECS
 ENI census, which knows how many IPs each ENI holds but not which a pod uses; such nodes report a total
 only (`IpCounts.unknown`).
+
+Prefix mode (Node CR `spec.eni.enableIPPrefix`, Terway v1.17; fixed when the CR is created,
+`pkg/eni/node_reconcile.go`): the controlplane only keeps `ipv4PrefixCount` /28 prefixes on the ENIs
+(`status.networkInterfaces[].ipv4Prefix`) and the daemon assigns pod IPs from them itself; "Pod<->IP
+allocation records are NOT stored in the Node CR" (syncPods in `pkg/controller/multi-ip/node/pool.go`,
+v1.17.5). So in-use and idle are unknown there too: the node reports the addresses its prefixes hold
+(`IpCounts.unknown`), never in_use=0, and its `ipam_mode` is `prefix`.
 """
 
 from __future__ import annotations
@@ -18,11 +25,12 @@ from dataclasses import dataclass
 
 from ..sources.cloud.snapshot import CloudSnapshot, InstanceTypeLimits
 from ..sources.kube.snapshot import KubeNode, KubeSnapshot, TerwayNodeCR
-from .eniconf import CTRL_CONFIG_KEY, ConfigError, EniConf, conf_for_node, parse_degradation
+from .eniconf import CTRL_CONFIG_KEY, ConfigError, Degradation, EniConf, conf_for_node, read_degradation
 from .errors import CNI_CONFIG_MISSING, classify
 
 IPAM_CRD = "crd"
 IPAM_LEGACY = "legacy"
+IPAM_PREFIX = "prefix"  # centralised IPAM with IP prefixes: pod IPs are assigned by the daemon
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +38,7 @@ class IpCounts:
     in_use: int = 0
     idle: int = 0
     unavailable: int = 0
-    unknown: int = 0  # legacy IPAM: held, state not observable from outside the node
+    unknown: int = 0  # legacy IPAM and prefix mode: held, state not observable from outside the node
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +49,7 @@ class NodeView:
     instance_id: str
     instance_type: str
     zone_id: str
-    ipam_mode: str  # "crd" or "legacy"
+    ipam_mode: str  # "crd", "prefix" or "legacy"
     enis: int | None  # attached ENIs, the primary included
     eni_limit: int | None  # ENIs the instance type allows, the primary included
     ips: IpCounts | None
@@ -66,6 +74,20 @@ def ip_counts(cr: TerwayNodeCR) -> IpCounts:
     return IpCounts(in_use=in_use, idle=idle, unavailable=unavailable)
 
 
+def prefix_ip_counts(cr: TerwayNodeCR) -> IpCounts:
+    """A prefix-mode node: the addresses of its Valid/Frozen IPv4 prefixes, in use or not (unknown)."""
+    return IpCounts(unknown=sum(nic.ipv4_prefix_addresses for nic in cr.nics))
+
+
+def prefix_mode(cr: TerwayNodeCR | None, conf: EniConf | None) -> bool:
+    """Whether the node runs prefix-mode IPAM: its Node CR says so (`spec.eni.enableIPPrefix`, immutable
+    once the CR exists, `pkg/eni/node_reconcile.go` v1.17.5); before the CR exists, the config that will
+    create it (`enable_ip_prefix`, read only by the centralised daemon, `daemon/builder.go` PostInitForCRDV2)."""
+    if cr is not None:
+        return cr.enable_ip_prefix
+    return conf is not None and conf.centralized_ipam and conf.enable_ip_prefix
+
+
 def instance_limits(
     node: KubeNode, cr: TerwayNodeCR | None, cloud: CloudSnapshot
 ) -> InstanceTypeLimits | None:
@@ -86,12 +108,14 @@ def ip_capacity(
     limits: InstanceTypeLimits | None,
     conf: EniConf | None,
 ) -> int | None:
-    """Most pod IPs the node can hold (terway.md §4.2).
+    """Most pod IPs the node can hold.
 
-    1. annotation `k8s.aliyun.com/max-available-ip`, which Terway itself publishes;
-       exclusive-ENI nodes (one pod per ENI): `EniQuantity - 1`;
-    2. the Node CR's `spec.nodeCap`: prefix mode `(ipv4PerAdapter-1) x 16 x (totalAdapters-1)`,
-       otherwise `(adapters-1) x ipv4PerAdapter` (eRDMA share not subtracted: not in the CR view);
+    1. annotation `k8s.aliyun.com/max-available-ip`, which Terway itself publishes
+       (`pkg/controller/node/node.go`, Terway v1.17.5); exclusive-ENI nodes (one pod per ENI):
+       `EniQuantity - 1`;
+    2. the Node CR's `spec.nodeCap`, as that same code computes the annotation: prefix mode
+       `(ipv4PerAdapter-1) x 16 x (totalAdapters-1)`, otherwise `(adapters-1) x ipv4PerAdapter`
+       (eRDMA share not subtracted: not in the CR view);
     3. the instance type: legacy `maxENI = int(EniQuantity x eni_cap_ratio) + eni_cap_shift - 1`
        capped by `max_eni`, times `EniPrivateIpAddressQuantity`.
     """
@@ -124,9 +148,9 @@ def pool_bounds(
 ) -> tuple[int | None, int | None]:
     """(min, max) idle IPs configured for the node.
 
-    The Node CR's `spec.pool` is authoritative (the daemon writes it from the merged config and forces
-    0 in prefix / exclusive-ENI mode). Without it, the merged `eni_conf`; a legacy `min_eni > 0` means
-    `min_pool_size = min_eni x ipPerENI`.
+    The Node CR's `spec.pool` is authoritative (the daemon copies it from the merged config, uncapped,
+    and forces 0 in prefix / exclusive-ENI mode: `pkg/eni/node_reconcile.go`, Terway v1.17.5). Without
+    it, the merged `eni_conf`; a legacy `min_eni > 0` means `min_pool_size = min_eni x ipPerENI`.
     """
     cr_min = cr.min_pool_size if cr is not None else None
     cr_max = cr.max_pool_size if cr is not None else None
@@ -161,21 +185,23 @@ def node_view(
     limits = instance_limits(node, cr, cloud)
     enis: int | None
     ips: IpCounts | None
+    prefix = not legacy and prefix_mode(cr, conf_ok)
     if legacy:
         enis, ips = legacy_enis(node, cloud)
     elif cr is not None:
         enis = len(cr.nics) + 1  # status.networkInterfaces excludes the primary
-        ips = ip_counts(cr)
+        ips = prefix_ip_counts(cr) if prefix else ip_counts(cr)
     else:
         enis, ips = None, None  # CRD mode, CR not created yet
-    # Exclusive-ENI nodes keep no pool: the daemon forces spec.pool to 0 there.
-    pool_min, pool_max = (0, 0) if node.exclusive_eni else pool_bounds(cr, conf_ok, limits)
+    # Exclusive-ENI and prefix-mode nodes keep no pool: the daemon forces spec.pool to 0 there.
+    no_pool = node.exclusive_eni or prefix
+    pool_min, pool_max = (0, 0) if no_pool else pool_bounds(cr, conf_ok, limits)
     return NodeView(
         name=node.name,
         instance_id=node.instance_id or (cr.instance_id if cr else ""),
         instance_type=node.instance_type or (cr.instance_type if cr else ""),
         zone_id=node.zone_id or (cr.zone_id if cr else ""),
-        ipam_mode=IPAM_LEGACY if legacy else IPAM_CRD,
+        ipam_mode=IPAM_LEGACY if legacy else IPAM_PREFIX if prefix else IPAM_CRD,
         enis=enis,
         eni_limit=eni_limit(cr, limits),
         ips=ips,
@@ -221,8 +247,14 @@ def cni_ready(node: KubeNode) -> bool | None:
     return classify(node.ready_message) != CNI_CONFIG_MISSING
 
 
-def degradation_level(kube: KubeSnapshot) -> str | ConfigError | None:
-    """The controlplane's degradation level, or None when its ConfigMap is not visible (hosted)."""
+def degradation_setting(kube: KubeSnapshot) -> Degradation | ConfigError | None:
+    """The controlplane's degradation setting, or None when its ConfigMap is not visible (hosted)."""
     if kube.controlplane_config is None:
         return None
-    return parse_degradation(kube.controlplane_config.get(CTRL_CONFIG_KEY, ""))
+    return read_degradation(kube.controlplane_config.get(CTRL_CONFIG_KEY, ""))
+
+
+def degradation_level(kube: KubeSnapshot) -> str | ConfigError | None:
+    """The degradation level the controlplane applies ("none" for a value it does not recognise)."""
+    setting = degradation_setting(kube)
+    return setting.level if isinstance(setting, Degradation) else setting

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .fields import flag, integer, items, name_of, obj, strings, text, timestamp
+from .fields import ProjectionError, flag, integer, items, name_of, obj, strings, text, timestamp
 from .snapshot import KubeNode, NodeCRNic, TerwayNodeCR
 
 LABEL_TERWAY_CONFIG = "terway-config"
@@ -70,6 +70,8 @@ def project_terway_node(raw: dict[str, Any]) -> TerwayNodeCR:
 
 def _nic(eni_id: str, raw: dict[str, Any]) -> NodeCRNic:
     in_use, free_valid, other = _address_counts(obj(raw, "ipv4"))
+    prefix_addresses = sum(_prefix_addresses(p) for p in items(raw, "ipv4Prefix")
+                           if text(p, "status") in OCCUPYING_PREFIX_STATUSES)
     return NodeCRNic(
         eni_id=text(raw, "id") or eni_id,
         status=sys.intern(text(raw, "status")),
@@ -80,7 +82,23 @@ def _nic(eni_id: str, raw: dict[str, Any]) -> NodeCRNic:
         ipv4_in_use=in_use,
         ipv4_free_valid=free_valid,
         ipv4_other=other,
+        ipv4_prefix_addresses=prefix_addresses,
     )
+
+
+# Prefix statuses that hold addresses on the ENI: Terway counts Valid and Frozen as occupying it
+# (countOccupiedPrefixes, pkg/controller/multi-ip/node/pool.go, AliyunContainerService/terway v1.17.5);
+# Invalid is gone from the cloud, Deleting on its way out.
+OCCUPYING_PREFIX_STATUSES = frozenset({"Valid", "Frozen"})
+
+
+def _prefix_addresses(prefix: Any) -> int:
+    """Addresses of one ipv4Prefix entry ("10.0.1.16/28" -> 16; ECS hands out /28 prefixes)."""
+    cidr = text(prefix, "prefix")
+    _, slash, length = cidr.partition("/")
+    if not slash or not length.isdigit() or int(length) > 32:
+        raise ProjectionError(f"ipv4Prefix {cidr[:40]!r} is not an IPv4 prefix")
+    return 1 << (32 - int(length))
 
 
 def _address_counts(addresses: dict[str, Any]) -> tuple[int, int, int]:

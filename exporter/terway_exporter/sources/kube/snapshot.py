@@ -41,6 +41,9 @@ class NodeCRNic:
     ipv4_in_use: int = 0  # addresses with a podID, whatever their status
     ipv4_free_valid: int = 0  # status Valid and no podID (idle when the ENI is InUse and schedulable)
     ipv4_other: int = 0  # no podID and not Valid (Invalid, Deleting, ...)
+    # Prefix mode: addresses in the ENI's ipv4Prefix entries that are Valid or Frozen (the ones Terway
+    # counts as occupying the ENI, countOccupiedPrefixes in pkg/controller/multi-ip/node/pool.go v1.17.5).
+    ipv4_prefix_addresses: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +61,7 @@ class TerwayNodeCR:
     security_group_ids: tuple[str, ...] = ()  # spec.eni.securityGroupIDs
     min_pool_size: int | None = None  # spec.pool.minPoolSize
     max_pool_size: int | None = None  # spec.pool.maxPoolSize
-    enable_ip_prefix: bool = False
+    enable_ip_prefix: bool = False  # spec.eni.enableIPPrefix: prefix mode, fixed when the CR is created
     enable_trunk: bool = False
     nics: tuple[NodeCRNic, ...] = ()  # status.networkInterfaces (primary excluded)
     last_sync_openapi: float | None = None  # status.lastSyncOpenAPITime, unix seconds
