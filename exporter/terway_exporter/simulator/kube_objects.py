@@ -185,9 +185,14 @@ _SIZES = {"large": (2, 8), "xlarge": (4, 16), "2xlarge": (8, 32), "3xlarge": (12
 
 
 def node_capacity_ips(world: World, node: WorldNode) -> int:
-    """k8s.aliyun.com/max-available-ip: (EniQuantity - 1) x IPs per ENI (terway.md §4.2)."""
+    """k8s.aliyun.com/max-available-ip as Terway's node controller computes it (`pkg/controller/node/node.go`,
+    v1.17.5): (EniQuantity - 1) x IPs per ENI; prefix mode (ipv4PerAdapter - 1) x 16 x (totalAdapters - 1)."""
     limits = world.instance_types.get(node.instance_type)
-    return 0 if limits is None else max(limits.eni_quantity - 1, 0) * limits.ips_per_eni
+    if limits is None:
+        return 0
+    if node.ip_prefix:
+        return max(limits.ips_per_eni - 1, 0) * 16 * max(limits.eni_total_quantity - 1, 0)
+    return max(limits.eni_quantity - 1, 0) * limits.ips_per_eni
 
 
 def core_node(world: World, node: WorldNode) -> dict:
@@ -276,10 +281,16 @@ def node_cr(world: World, node: WorldNode) -> dict:
         "enableIPv4": True, "enableIPv6": conf.get("ip_stack") == "dual", "enableTrunk": trunk,
         "enableERDMA": bool(conf.get("enable_erdma")),
     }
+    if node.ip_prefix:  # pkg/eni/node_reconcile.go (v1.17.5) copies enable_ip_prefix and ipv4_prefix_count
+        eni_spec["enableIPPrefix"] = True
+        eni_spec["ipv4PrefixCount"] = int(conf.get("ipv4_prefix_count")
+                                          or sum(len(e.ipv4_prefixes) for e in node.enis))
     for key, field_ in (("eni_tags", "tag"), ("eni_tag_filter", "tagFilter"), ("resource_group_id", "resourceGroupID")):
         if conf.get(key):
             eni_spec[field_] = conf[key]
     pool: dict[str, Any] = {"maxPoolSize": node.max_pool_size, "minPoolSize": node.min_pool_size}
+    if node.ip_prefix:  # the same code zeroes the pool in prefix mode (omitempty drops the zeros)
+        pool = {}
     if conf.get("ip_pool_sync_period"):
         pool["poolSyncPeriod"] = conf["ip_pool_sync_period"]
     if conf.get("idle_ip_reclaim_after"):
@@ -338,6 +349,8 @@ def _nic(world: World, node: WorldNode, eni, groups: list[str]) -> dict:
             entry["podID"] = ip.pod_id
             entry["podUID"] = uid("pod", ip.pod_id)
         nic["ipv4"][ip.ip] = entry
+    if eni.ipv4_prefixes:
+        nic["ipv4Prefix"] = [{"prefix": prefix, "status": "Valid"} for prefix in eni.ipv4_prefixes]
     if node.sufficient_ip is False and vsw is not None and world.available_ips(vsw) == 0:
         nic["conditions"] = {"InsufficientIP": {"observedTime": ts(world.started_at),
                                                 "message": f"{eni.vswitch_id} ip is not enough"}}

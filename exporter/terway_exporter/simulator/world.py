@@ -81,6 +81,8 @@ class WorldEni:
     ips: list[WorldIP] = field(default_factory=list)
     created_at: float = 0.0  # unix seconds
     mac: str = ""
+    # Prefix mode (Terway v1.17): the /28 IPv4 prefixes assigned to the ENI (Node CR nic ipv4Prefix).
+    ipv4_prefixes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -110,6 +112,7 @@ class WorldNode:
     min_pool_size: int = 0
     max_pool_size: int = 5
     last_sync_openapi: float | None = None  # unix seconds; None = now at load
+    ip_prefix: bool = False  # prefix-mode IPAM (Node CR spec.eni.enableIPPrefix)
     # Kubernetes-side extras for this node, read by the Kubernetes view (daemon pod state, ...).
     kube: dict[str, Any] = field(default_factory=dict)
 
@@ -144,7 +147,7 @@ class World:
 
     def used_ips(self, vswitch_id: str) -> int:
         """IPs the world's ENIs hold in a vSwitch, primary ENIs' one address each included."""
-        held = sum(len(e.ips) or 1 for e in self.all_enis() if e.vswitch_id == vswitch_id)
+        held = sum((len(e.ips) or 1) + 16 * len(e.ipv4_prefixes) for e in self.all_enis() if e.vswitch_id == vswitch_id)
         primaries = sum(1 for n in self.nodes.values() if n.vswitch_id == vswitch_id)
         return held + primaries
 
@@ -165,7 +168,7 @@ class World:
         for node in self.nodes.values():
             used[node.vswitch_id] = used.get(node.vswitch_id, 0) + 1
         for eni in self.all_enis():
-            used[eni.vswitch_id] = used.get(eni.vswitch_id, 0) + (len(eni.ips) or 1)
+            used[eni.vswitch_id] = used.get(eni.vswitch_id, 0) + (len(eni.ips) or 1) + 16 * len(eni.ipv4_prefixes)
         return used
 
     def primary_eni(self, node: WorldNode) -> WorldEni:
@@ -312,6 +315,18 @@ class _Allocator:
         self.next_host[vswitch_id] = index + 1
         return str(net.network_address + (index % (net.num_addresses - 4)) + 1)
 
+    def prefix(self, vswitch_id: str) -> str:
+        """A /28 IPv4 prefix, handed out from the top of the vSwitch CIDR down (single addresses come
+        from the bottom), skipping the last /28, which holds addresses the VPC reserves."""
+        net = self.networks.get(vswitch_id)
+        if net is None:
+            vsw = self.world.vswitches.get(vswitch_id)
+            net = self.networks[vswitch_id] = ipaddress.ip_network(
+                vsw.cidr_block if vsw else "10.255.0.0/16", strict=False)
+        index = self.next_host.get("prefix/" + vswitch_id, 0)
+        self.next_host["prefix/" + vswitch_id] = index + 1
+        return f"{net.broadcast_address + 1 - 16 * (index + 2)}/28"
+
 
 def _add_node(world: World, alloc: _Allocator, item: dict[str, Any]) -> WorldNode:
     """A node: `enis` secondary ENIs holding `pods` in-use and `idle` idle IPs in total."""
@@ -340,6 +355,8 @@ def _add_node(world: World, alloc: _Allocator, item: dict[str, Any]) -> WorldNod
         eni = WorldEni(eni_id=alloc.eni_id(), vswitch_id=vswitch, zone_id=zone, instance_id=node.instance_id,
                        mac=alloc.mac(), created_at=world.started_at - 86400)
         node.enis.append(eni)
+    if item.get("ipv4_prefixes") is not None:
+        _add_prefixes(world, alloc, node, int(item["ipv4_prefixes"]), pods + idle)
     # Fill ENIs in order, as Terway's most_ips selection does, up to the per-ENI limit;
     # `spread_ips: true` deals them out round-robin instead (no ENI left without an address).
     wanted = [f"default/{node.name}-pod-{i}" for i in range(pods)] + [""] * idle
@@ -357,6 +374,25 @@ def _add_node(world: World, alloc: _Allocator, item: dict[str, Any]) -> WorldNod
             f"scenario {world.name!r}: node {node.name!r} holds more IPs than {eni_count} ENIs of {instance_type} allow")
     world.nodes[node.name] = node
     return node
+
+
+def _add_prefixes(world: World, alloc: _Allocator, node: WorldNode, count: int, addresses: int) -> None:
+    """Prefix mode: each ENI holds its primary address plus /28 prefixes, `count` in all, filled ENI by
+    ENI up to `ips_per_eni` slots (a prefix takes one slot, as in Terway's syncPrefixAllocation). The
+    daemon assigns pod IPs from the prefixes without telling the Node CR, so such a node takes no
+    `pods`/`idle`."""
+    if addresses:
+        raise ScenarioError(f"scenario {world.name!r}: node {node.name!r} is in prefix mode (ipv4_prefixes): "
+                            "the Node CR holds no pod or idle IPs there, drop `pods` and `idle`")
+    node.ip_prefix = True
+    slots = world.instance_types[node.instance_type].ips_per_eni - 1  # the primary address takes one
+    for eni in node.enis:
+        eni.ips.append(WorldIP(ip=alloc.ip(node.vswitch_id)))
+        while count and len(eni.ipv4_prefixes) < slots:
+            eni.ipv4_prefixes.append(alloc.prefix(node.vswitch_id))
+            count -= 1
+    if count:
+        raise ScenarioError(f"scenario {world.name!r}: node {node.name!r} holds more prefixes than its ENIs allow")
 
 
 def _first_vswitch(world: World, zone: str) -> str:
