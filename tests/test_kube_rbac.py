@@ -27,6 +27,7 @@ NEEDS = {
     "configmaps": ("", "configmaps"),
     "services": ("", "services"),
     "pod_networkings": ("network.alibabacloud.com", "podnetworkings"),
+    "pod_enis": ("network.alibabacloud.com", "podenis"),
 }
 
 

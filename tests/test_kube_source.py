@@ -20,6 +20,7 @@ from terway_exporter.hub import SnapshotHub
 from terway_exporter.simulator.kube_api import simulator_of, start_kube_simulator, write_kubeconfig
 from terway_exporter.simulator.kube_state import KubeSimulator
 from terway_exporter.simulator.world import build_world
+from terway_exporter.sources.kube.resources import STATUS_GROUPS
 from terway_exporter.sources.kube.snapshot import KubeSnapshot
 from terway_exporter.sources.kube.source import KubeSettings, KubeSource
 
@@ -159,8 +160,9 @@ async def wait_up(hub: SnapshotHub, source: str, up: bool, timeout: float = 5.0)
     assert hub.sources[source].up is up, hub.sources[source]
 
 
-async def all_watching(made: Cluster, count: int = 13) -> None:
+async def all_watching(made: Cluster, count: int | None = None) -> None:
     """Wait until every reflector has its watch open (a watch opened after a cut is not cut)."""
+    count = sum(map(len, STATUS_GROUPS.values())) if count is None else count
     deadline = time.monotonic() + 5
     while made.simulator.store.watcher_count() < count and time.monotonic() < deadline:
         await asyncio.sleep(0.02)

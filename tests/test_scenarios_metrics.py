@@ -58,12 +58,18 @@ def vswitch_exhausted(s: list[Sample]) -> None:
 
 def leaked(s: list[Sample]) -> None:
     assert value(s, "terway_enis_leaked", creator="terway") == [3.0]
+    # 3 per-pod ENIs sit detached past the grace period; the fixed-IP pod's (PodENI default/web-0) is not leaked.
+    assert value(s, "terway_enis", status="Available", type="Secondary", creator="terway-controller") == [3.0]
     assert value(s, "terway_enis_leaked", creator="terway-controller") == [2.0]
+    assert value(s, "terway_enis_held_by_podeni", phase="Unbind") == [1.0]
+    assert sum(value(s, "terway_enis_held_by_podeni")) == 1.0
 
 
 def quota(used: float, total: float) -> Check:
     def check(s: list[Sample]) -> None:
-        assert value(s, "terway_eni_quota") == [total] and value(s, "terway_eni_quota_usage") == [used]
+        assert value(s, "terway_eni_quota") == [total]
+        assert value(s, "terway_eni_quota_usage", source="quota_center") == [used]
+        assert value(s, "terway_eni_quota_usage") == [used]  # one series: the account's usage, not the VPC's
     return check
 
 
@@ -191,6 +197,7 @@ async def test_healthy_shows_no_problem(tmp_path):
     assert sum(value(s, "terway_pods_waiting_for_network")) == 0
     assert set(value(s, "terway_node_sufficient_ip")) == {1.0}
     assert set(value(s, "terway_node_cni_ready")) == {1.0}
-    assert sum(value(s, "terway_enis_leaked")) == 0
+    assert sum(value(s, "terway_enis_leaked")) == 0 and sum(value(s, "terway_enis_held_by_podeni")) == 0
+    assert {l["creator"] for n, l, v in s if n == "terway_enis_leaked"} == {"terway", "terway-controller"}
     assert [v for n, l, v in s if n == "terway_network_errors_total"] in ([], [0.0] * 0)
     assert value(s, "terway_controlplane_degradation", level="none") == [1.0]

@@ -23,6 +23,7 @@ from kubernetes.aio import watch as aio_watch
 from kubernetes.client.exceptions import ApiException
 
 from terway_exporter.simulator.kube_api import DEFAULT_TOKEN, simulator_of, start_kube_simulator, write_kubeconfig
+from terway_exporter.simulator.kube_podenis import pod_enis
 from terway_exporter.simulator.world import build_world, load_world, read_scenario, scenario_names
 
 CRD_DIR = Path(__file__).resolve().parent / "crds"
@@ -121,10 +122,13 @@ async def test_every_scenarios_node_crs_validate_against_the_crd(scenario, tmp_p
                 body = await resp.json()
             async with session.get(f"{c.url}/apis/network.alibabacloud.com/v1beta1/podnetworkings") as pn:
                 pn_body = await pn.json()
+            async with session.get(f"{c.url}/apis/network.alibabacloud.com/v1beta1/podenis") as pe:
+                pe_status, pe_body = pe.status, await pe.json()
     finally:
         await c.runner.cleanup()
     if world.kubernetes.get("crds") is False:
         assert resp.status == 404 and body["reason"] == "NotFound"
+        assert pe_status == 404 and pe_body["reason"] == "NotFound"
         return
     assert resp.status == 200 and len(body["items"]) == len(world.nodes)
     validator = jsonschema.Draft7Validator(_crd_schema("nodes"), format_checker=jsonschema.FormatChecker())
@@ -133,13 +137,32 @@ async def test_every_scenarios_node_crs_validate_against_the_crd(scenario, tmp_p
         assert errors == [], item["metadata"]["name"]
     for item in pn_body["items"]:
         jsonschema.validate(item, _crd_schema("podnetworkings"))
+    assert pe_status == 200 and len(pe_body["items"]) == len(world.pod_enis)
+    podeni = jsonschema.Draft7Validator(_crd_schema("podenis"), format_checker=jsonschema.FormatChecker())
+    for item in pe_body["items"]:
+        errors = [f"{list(e.path)}: {e.message}" for e in podeni.iter_errors(item)]
+        assert errors == [], item["metadata"]["name"]
+        assert item["kind"] == "PodENI" and item["metadata"]["namespace"]
+    if scenario == "leaked-enis":  # the fixed-IP pod whose detached ENI is not leaked
+        assert [i["metadata"]["name"] for i in pe_body["items"]] == ["web-0"]
+
+
+def test_podeni_schema_check_catches_a_wrong_shape():
+    """The validation above can fail: the vendored schema rejects what Terway would not write."""
+    world = load_world("leaked-enis")
+    item = pod_enis(world)[0]
+    jsonschema.validate(item, _crd_schema("podenis"))
+    item["spec"]["allocations"][0]["allocationType"]["type"] = "Sticky"
+    item["status"]["eniInfos"][world.pod_enis[0].eni_id]["type"] = "Elastic"
+    validator = jsonschema.Draft7Validator(_crd_schema("podenis"))
+    assert len(list(validator.iter_errors(item))) == 2
 
 
 async def test_missing_crd_answers_404_like_an_unknown_resource(tmp_path):
     c = await start(tmp_path, load_world("legacy-ipam"))
     try:
         api = c.sync_api()
-        for plural in ("nodes", "podnetworkings"):
+        for plural in ("nodes", "podnetworkings", "podenis"):
             with pytest.raises(ApiException) as err:
                 await asyncio.to_thread(lambda: sync_client.CustomObjectsApi(api).list_cluster_custom_object(
                     "network.alibabacloud.com", "v1beta1", plural))

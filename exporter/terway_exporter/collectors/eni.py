@@ -1,15 +1,27 @@
 """ENI families: the region's ENI quota, the VPC's ENIs by status/type/creator,
-leaked Terway ENIs, instance type ENI limits and security group existence."""
+leaked Terway ENIs and those PodENIs hold, instance type ENI limits and security group existence."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
 
 from ..sources.cloud.parse import TERWAY_CREATORS
+from ..sources.cloud.snapshot import Eni
+from ..sources.kube.snapshot import PodEni
 from .base import ClusterState, Collector
+
+# The creator tag of the ENIs Terway's controlplane creates per pod, the only ones a PodENI holds
+# (pkg/controller/pod/pod_controller.go, AliyunContainerService/terway v1.17.5).
+PER_POD_CREATOR = "terway-controller"
+# PodENI status.phase values (pkg/apis/network.alibabacloud.com/v1beta1/types.go, terway v1.17.5),
+# as `phase` label values: "" is Terway's ENIPhaseInitial. Any other value reads as "other".
+PODENI_PHASES = {"": "Initial", "Bind": "Bind", "Binding": "Binding", "Unbind": "Unbind",
+                 "Detaching": "Detaching", "Deleting": "Deleting"}
+OTHER_PHASE = "other"
 
 
 def collect_quota(state: ClusterState) -> Iterator[Metric]:
@@ -20,12 +32,15 @@ def collect_quota(state: ClusterState) -> Iterator[Metric]:
             "The region's ENI quota for the account (Quota Center q_elastic-network-interfaces, "
             "else DescribeAccountAttributes max-elastic-network-interfaces).",
             value=cloud.eni_quota)
-    if cloud.eni_quota_usage is not None:
-        yield GaugeMetricFamily(
+    if cloud.eni_quota_usage is not None and cloud.eni_quota_usage_source is not None:
+        family = GaugeMetricFamily(
             "terway_eni_quota_usage",
-            "ENIs counted against the ENI quota (Quota Center usage; else the secondary ENIs "
-            "of the cluster's VPC from the cached ENI census).",
-            value=cloud.eni_quota_usage)
+            "ENIs counted against the ENI quota. source=\"quota_center\": the account's usage in the region "
+            "(Quota Center). source=\"vpc_census\" (when Quota Center gives no usage): only the cluster's VPC's "
+            "non-primary ENIs from the cached ENI census, a lower bound: the quota is per account and region.",
+            labels=["source"])
+        family.add_metric([cloud.eni_quota_usage_source], cloud.eni_quota_usage)
+        yield family
 
 
 def collect_enis(state: ClusterState) -> Iterator[Metric]:
@@ -39,15 +54,71 @@ def collect_enis(state: ClusterState) -> Iterator[Metric]:
         for (status, eni_type, creator), count in sorted(census.counts.items()):
             family.add_metric([status, eni_type, creator], count)
         yield family
-    leaked = state.cloud.leaked_enis
-    if leaked is not None:
+
+
+@dataclass(frozen=True, slots=True)
+class DetachedEnis:
+    """Terway-created ENIs detached past the grace period, split by whether a PodENI holds them."""
+
+    leaked: dict[str, int]  # creator -> ENIs no PodENI references; a creator that cannot be told is absent
+    held: dict[str, int] | None  # PodENI phase label -> ENIs a PodENI references; None: PodENIs unknown
+
+
+def classify_detached(enis: Iterable[Eni], pod_enis: Mapping[str, PodEni] | None,
+                      now: float, grace: float) -> DetachedEnis:
+    """Split the Available Terway ENIs older than `grace` into leaked ones and those a PodENI holds.
+
+    Terway's own ENI GC deletes a detached terway-controller ENI only when no PodENI's
+    spec.allocations names it (`gcENIs` in pkg/controller/pod-eni/eni_controller.go, terway v1.17.5
+    and v1.16.x): a fixed-IP pod's ENI stays detached on purpose until its releaseAfter. So an ENI any
+    PodENI references is never leaked, whatever its creator tag. Without the PodENIs (never listed, or
+    no Kubernetes access) the per-pod creator cannot be told apart and is left out of `leaked`.
+    """
+    referenced: dict[str, str] = {}
+    for pod_eni in (pod_enis or {}).values():
+        phase = PODENI_PHASES.get(pod_eni.phase, OTHER_PHASE)
+        for eni_id in pod_eni.eni_ids:
+            referenced.setdefault(eni_id, phase)
+    leaked = dict.fromkeys(TERWAY_CREATORS, 0)
+    held = None if pod_enis is None else dict.fromkeys(PODENI_PHASES.values(), 0)
+    for eni in enis:
+        if (eni.status != "Available" or eni.creator not in leaked
+                or eni.creation_time is None or now - eni.creation_time <= grace):
+            continue
+        phase = referenced.get(eni.eni_id)
+        if phase is None:
+            leaked[eni.creator] += 1
+        elif held is not None:
+            held[phase] = held.get(phase, 0) + 1
+    if pod_enis is None:
+        del leaked[PER_POD_CREATOR]
+    return DetachedEnis(leaked=leaked, held=held)
+
+
+def collect_detached(state: ClusterState) -> Iterator[Metric]:
+    detached = state.cloud.detached_enis
+    if detached is None:
+        return
+    split = classify_detached(detached, state.kube.pod_enis, state.now, state.settings.leak_grace_period)
+    family = GaugeMetricFamily(
+        "terway_enis_leaked",
+        "ENIs in the cluster's VPC created by Terway (creator tag terway or terway-controller) that sit "
+        "Available (detached) longer than the leak grace period and that no PodENI references. "
+        "creator=\"terway-controller\" is absent until the PodENIs could be listed.",
+        labels=["creator"])
+    for creator, count in sorted(split.leaked.items()):
+        family.add_metric([creator], count)
+    yield family
+    if split.held is not None:
         family = GaugeMetricFamily(
-            "terway_enis_leaked",
-            "ENIs in the cluster's VPC created by Terway (creator tag terway or terway-controller) "
-            "that sit Available (detached) longer than the leak grace period.",
-            labels=["creator"])
-        for creator in sorted(set(TERWAY_CREATORS) | leaked.keys()):
-            family.add_metric([creator], leaked.get(creator, 0))
+            "terway_enis_held_by_podeni",
+            "ENIs in the cluster's VPC created by Terway that sit Available (detached) longer than the "
+            "leak grace period but that a PodENI references, so Terway keeps them on purpose (phase "
+            "Unbind: a fixed-IP pod's ENI kept until releaseAfter), by the PodENI's status.phase. "
+            "Not counted in terway_enis_leaked.",
+            labels=["phase"])
+        for phase, count in sorted(split.held.items()):
+            family.add_metric([phase], count)
         yield family
 
 
@@ -84,6 +155,8 @@ def collect_security_groups(state: ClusterState) -> Iterator[Metric]:
 COLLECTORS: tuple[Collector, ...] = (
     Collector("eni_quota", collect=collect_quota, reads=frozenset({"cloud"})),
     Collector("enis", collect=collect_enis, reads=frozenset({"cloud"})),
+    # Cloud (the detached ENIs) and Kubernetes (the PodENIs); `now` moves ENIs past the grace period.
+    Collector("detached_enis", collect=collect_detached, reads=frozenset({"cloud", "kube", "now"})),
     Collector("instance_types", collect=collect_instance_types, reads=frozenset({"cloud"})),
     Collector("security_groups", collect=collect_security_groups, reads=frozenset({"cloud"})),
 )

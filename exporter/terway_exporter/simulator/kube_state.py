@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from . import kube_objects as ko
 from . import kube_pods as kp
+from .kube_podenis import pod_enis
 from .kube_select import Selector
 from .kube_steps import apply_change, validate_steps
 from .kube_store import ResourceKind, VersionedStore
@@ -47,8 +48,9 @@ RESOURCES: dict[str, ResourceKind] = {
     "crnodes": ResourceKind("nodes", "Node", group=ko.CRD_GROUP, version="v1beta1", namespaced=False),
     "podnetworkings": ResourceKind("podnetworkings", "PodNetworking", group=ko.CRD_GROUP, version="v1beta1",
                                    namespaced=False),
+    "podenis": ResourceKind("podenis", "PodENI", group=ko.CRD_GROUP, version="v1beta1"),
 }
-CRD_RESOURCES = frozenset({"crnodes", "podnetworkings"})
+CRD_RESOURCES = frozenset({"crnodes", "podnetworkings", "podenis"})
 
 
 class KubeSimulator:
@@ -136,8 +138,11 @@ class KubeSimulator:
         changes += store.replace("namespaces", [_namespace(world, n) for n in ("default", "kube-system", "kube-public")])
         if ko.crds_enabled(world):
             changes += store.replace("podnetworkings", ko.pod_networkings(world))
-        elif store.count("podnetworkings"):
-            changes += store.replace("podnetworkings", [])
+            changes += store.replace("podenis", pod_enis(world))
+        else:
+            for resource in ("podnetworkings", "podenis"):
+                if store.count(resource):
+                    changes += store.replace(resource, [])
         return changes
 
     def _refresh_lease(self, now: float) -> int:

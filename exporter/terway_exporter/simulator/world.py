@@ -86,6 +86,20 @@ class WorldEni:
 
 
 @dataclass
+class WorldPodEni:
+    """A PodENI (network.alibabacloud.com) holding one of the world's ENIs for a pod (Kubernetes view)."""
+
+    namespace: str
+    name: str  # the pod's name; a PodENI is named after its pod
+    eni_id: str
+    phase: str = "Unbind"  # status.phase: "" (Initial), Bind, Binding, Unbind, Detaching, Deleting
+    alloc_type: str = "Fixed"  # allocationType.type: Elastic or Fixed
+    release_strategy: str = "TTL"  # TTL or Never (fixed IP only)
+    release_after: str = "24h0m0s"  # Go duration (TTL only)
+    last_seen: float = 0.0  # status.podLastSeen, unix seconds
+
+
+@dataclass
 class WorldCredential:
     """A temporary credential the simulated STS or metadata server issued (cloud view only)."""
 
@@ -131,6 +145,7 @@ class World:
     instance_types: dict[str, WorldInstanceType] = field(default_factory=dict)
     nodes: dict[str, WorldNode] = field(default_factory=dict)
     stray_enis: list[WorldEni] = field(default_factory=list)  # ENIs on no node (leaked, other owners)
+    pod_enis: list[WorldPodEni] = field(default_factory=list)  # PodENIs referencing stray ENIs
     eni_quota: int = 1000
     eni_quota_usage: int | None = None  # None: every ENI in the world counts
     # API-specific extras, interpreted by each view (faults, ConfigMaps, workloads, events...).
@@ -425,14 +440,31 @@ def _generate_nodes(world: World, alloc: _Allocator, gen: dict[str, Any]) -> Non
 
 
 def _add_stray_enis(world: World, alloc: _Allocator, item: dict[str, Any]) -> None:
-    """ENIs on no node: `count` of them, `status`, `creator`, `age_seconds` since creation."""
+    """ENIs on no node: `count` of them, `status`, `creator`, `age_seconds` since creation.
+
+    `pod_eni: {namespace, name, phase, type, release_strategy, release_after, last_seen_ago}` gives
+    each a PodENI, named `<name>-<ordinal>` as a StatefulSet's pods are.
+    """
     vswitch = item.get("vswitch") or next(iter(world.vswitches))
     zone = world.vswitches[vswitch].zone_id if vswitch in world.vswitches else item.get("zone", "")
-    for _ in range(int(item.get("count", 1))):
-        world.stray_enis.append(WorldEni(
+    pod_eni = item.get("pod_eni")
+    if pod_eni is not None and not (isinstance(pod_eni, dict) and pod_eni.get("name")):
+        raise ScenarioError(f"scenario {world.name!r}: stray_enis pod_eni needs a mapping with a `name`")
+    for ordinal in range(int(item.get("count", 1))):
+        eni = WorldEni(
             eni_id=alloc.eni_id(), vswitch_id=vswitch, zone_id=zone,
             instance_id=str(item.get("instance_id", "")), status=str(item.get("status", "Available")),
             type=str(item.get("type", "Secondary")), creator=str(item.get("creator", "terway")),
             ips=[WorldIP(alloc.ip(vswitch))], mac=alloc.mac(),
             created_at=world.started_at - float(item.get("age_seconds", 3600)),
-        ))
+        )
+        world.stray_enis.append(eni)
+        if pod_eni is not None:
+            world.pod_enis.append(WorldPodEni(
+                namespace=str(pod_eni.get("namespace", "default")), name=f"{pod_eni['name']}-{ordinal}",
+                eni_id=eni.eni_id, phase=str(pod_eni.get("phase", "Unbind")),
+                alloc_type=str(pod_eni.get("type", "Fixed")),
+                release_strategy=str(pod_eni.get("release_strategy", "TTL")),
+                release_after=str(pod_eni.get("release_after", "24h0m0s")),
+                last_seen=world.started_at - float(pod_eni.get("last_seen_ago", 3600)),
+            ))

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 
 # Alibaba Cloud reserves the first and the last three addresses of every vSwitch CIDR.
 VPC_RESERVED_ADDRESSES = 4
+# CloudSnapshot.eni_quota_usage_source values (the `source` label of terway_eni_quota_usage).
+QUOTA_CENTER = "quota_center"
+VPC_CENSUS = "vpc_census"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,11 @@ class CloudSnapshot:
     missing_security_groups: frozenset[str] = frozenset()
     eni_quota: int | None = None
     eni_quota_usage: int | None = None
-    # creator -> Terway-created ENIs detached past the grace period; None until first read.
-    leaked_enis: dict[str, int] | None = None
+    # Where eni_quota_usage comes from: QUOTA_CENTER (the account's usage in the region) or
+    # VPC_CENSUS (only the cluster's VPC's secondary ENIs: a lower bound of the account's usage).
+    eni_quota_usage_source: str | None = None
+    # The VPC's Available ENIs that carry a Terway creator tag; None until first read. Which of them
+    # are leaked also depends on the cluster's PodENIs, so the collectors decide (collectors/eni.py).
+    detached_enis: tuple[Eni, ...] | None = None
     census: EniCensus | None = None
     instance_types: dict[str, InstanceTypeLimits] = field(default_factory=dict)

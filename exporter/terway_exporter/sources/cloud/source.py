@@ -5,8 +5,10 @@ configuration (vSwitch and security group IDs, instance types, leaked ENIs), nev
 on the number of nodes:
 
 - DescribeVSwitches for the target vSwitch IDs, or every vSwitch of the VPC;
-- DescribeNetworkInterfaces(VpcId, Status=Available) for leaked Terway ENIs;
-- GetProductQuota, else DescribeAccountAttributes, for the ENI quota;
+- DescribeNetworkInterfaces(VpcId, Status=Available) for detached Terway ENIs (the collectors
+  call those leaked unless a PodENI references them);
+- GetProductQuota, else DescribeAccountAttributes, for the ENI quota; without Quota Center's
+  usage, the census's count of the VPC's secondary ENIs stands in, labelled as such;
 - DescribeInstanceTypes for instance types not in the cache (TTL `instance_type_ttl`);
 - DescribeSecurityGroups for the configured groups.
 
@@ -42,7 +44,7 @@ from .client import CloudApiError, CloudClient
 from .credentials import ChainProvider, CredentialOptions, ProviderSigner, default_provider, scrub
 from .ratelimit import RateLimiter
 from .settings import CloudSettings
-from .snapshot import Eni, EniCensus, InstanceTypeLimits
+from .snapshot import QUOTA_CENTER, VPC_CENSUS, Eni, EniCensus, InstanceTypeLimits
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +90,9 @@ def chunks(items: Iterable[str], size: int) -> list[list[str]]:
     return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
 
-def leaked_counts(enis: Iterable[Eni], now: float, grace: float) -> dict[str, int]:
-    """Terway-created ENIs sitting Available for longer than `grace`, by creator."""
-    counts = dict.fromkeys(parse.TERWAY_CREATORS, 0)
-    for eni in enis:
-        if (eni.status == "Available" and eni.creator in counts
-                and eni.creation_time is not None and now - eni.creation_time > grace):
-            counts[eni.creator] += 1
-    return counts
+def detached_terway_enis(enis: Iterable[Eni]) -> tuple[Eni, ...]:
+    """The Available ENIs that carry a Terway creator tag (the leak candidates)."""
+    return tuple(e for e in enis if e.status == "Available" and e.creator in parse.TERWAY_CREATORS)
 
 
 def build_census(enis: Iterable[Eni], taken_at: float) -> EniCensus:
@@ -109,8 +106,11 @@ def build_census(enis: Iterable[Eni], taken_at: float) -> EniCensus:
 
 
 def census_quota_usage(census: EniCensus) -> int:
-    """ENIs that count against the ENI quota, as far as the VPC's census shows:
-    the quota counts secondary ENIs (reference §1.5), so primaries are left out."""
+    """ENIs of the cluster's VPC that count against the ENI quota: every ENI but the primary ones,
+    which ECS creates with their instance. The quota limits the ENIs one account creates in a region
+    (the ECS API reference of CreateNetworkInterface:
+    https://www.alibabacloud.com/help/en/ecs/developer-reference/api-ecs-2014-05-26-createnetworkinterface),
+    so this is only a lower bound of its usage: the account's other VPCs are not in the census."""
     return sum(n for (_, eni_type, _), n in census.counts.items() if eni_type != "Primary")
 
 
@@ -345,7 +345,7 @@ class CloudSource:
         if not t.vpc_id:
             raise StepError("VPC unknown: set --vpc-id or configure vSwitches")
         enis = await self._list_enis(client, t.vpc_id, status="Available")
-        return {"leaked_enis": leaked_counts(enis, time.time(), self.settings.leak_grace_period)}
+        return {"detached_enis": detached_terway_enis(enis)}
 
     async def _poll_quota(self, client: CloudClient, t: Targets) -> dict[str, Any]:
         try:
@@ -358,9 +358,10 @@ class CloudSource:
                 raise StepError(f"{first}; fallback {second}") from None
         self._usage_from_census = usage is None
         census = self.hub.cloud.census
+        source = QUOTA_CENTER if usage is not None else None
         if usage is None and census is not None:
-            usage = census_quota_usage(census)
-        return {"eni_quota": quota, "eni_quota_usage": usage}
+            usage, source = census_quota_usage(census), VPC_CENSUS
+        return {"eni_quota": quota, "eni_quota_usage": usage, "eni_quota_usage_source": source}
 
     async def _quota_center(self, client: CloudClient) -> tuple[int, int | None]:
         def build() -> GetProductQuotaRequest:
@@ -425,4 +426,5 @@ class CloudSource:
         changes: dict[str, Any] = {"census": census}
         if self._usage_from_census:
             changes["eni_quota_usage"] = census_quota_usage(census)
+            changes["eni_quota_usage_source"] = VPC_CENSUS
         return changes

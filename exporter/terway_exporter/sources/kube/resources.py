@@ -27,6 +27,7 @@ from .objects import (
     project_pod_networking,
     project_service,
 )
+from .podenis import project_pod_eni
 from .pods import project_pod_summary, project_waiting_pod
 from .reflector import ResourceSpec
 
@@ -49,6 +50,7 @@ STATUS_GROUPS: dict[str, tuple[str, ...]] = {
     "kube_configmaps": ("configmaps",),
     "kube_services": ("services",),
     "kube_pod_networkings": ("pod_networkings",),
+    "kube_pod_enis": ("pod_enis",),
 }
 
 
@@ -89,6 +91,8 @@ def resource_specs(api: client.ApiClient, namespace: str) -> dict[str, ResourceS
                                          field_selector=by_name(KUBERNETES_SERVICE)), project_service, key=name_of),
         ResourceSpec("pod_networkings", partial(terway_crd, "podnetworkings"), project_pod_networking,
                      key=name_of, optional=True),
+        # Namespaced, listed cluster-wide: the ENIs they reference are not leaked (fixed-IP pods keep theirs).
+        ResourceSpec("pod_enis", partial(terway_crd, "podenis"), project_pod_eni, optional=True),
     ]
     return {spec.name: spec for spec in specs}
 

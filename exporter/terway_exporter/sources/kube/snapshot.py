@@ -115,6 +115,24 @@ class LeaseStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class PodEni:
+    """A `podenis.network.alibabacloud.com` object: the ENIs Terway's controlplane holds for one pod.
+
+    A PodENI is named after its pod. Terway's ENI GC never deletes an ENI a PodENI references
+    (`gcENIs` in pkg/controller/pod-eni/eni_controller.go, AliyunContainerService/terway v1.17.5),
+    which is how a fixed-IP pod's ENI stays detached until `releaseAfter`.
+    """
+
+    namespace: str  # the pod's namespace
+    name: str  # the pod's name
+    eni_ids: tuple[str, ...] = ()  # spec.allocations[].eni.id, then status.eniInfos keys/ids not listed there
+    phase: str = ""  # status.phase: "" (Initial), Bind, Binding, Unbind, Detaching, Deleting
+    fixed_ip: bool = False  # an allocation has allocationType.type Fixed (StatefulSet fixed IP)
+    release_strategy: str = ""  # allocationType.releaseStrategy of the fixed allocation: TTL or Never
+    release_after: str = ""  # allocationType.releaseAfter (a Go duration such as "10m0s") with TTL
+
+
+@dataclass(frozen=True, slots=True)
 class KubeSnapshot:
     nodes: dict[str, KubeNode] = field(default_factory=dict)
     # None when the nodes.network.alibabacloud.com CRD does not exist: legacy IPAM.
@@ -138,3 +156,6 @@ class KubeSnapshot:
     kubernetes_service_ip: str = ""  # ClusterIP of default/kubernetes
     # vSwitch IDs PodNetworking objects resolved (status.vSwitches).
     pod_networking_vswitches: frozenset[str] = frozenset()
+    # "namespace/name" -> PodENI; {} when the CRD is not installed; None until PodENIs were first
+    # listed (unknown: an ENI a fixed-IP pod keeps must then not be called leaked).
+    pod_enis: dict[str, PodEni] | None = None

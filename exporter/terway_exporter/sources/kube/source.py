@@ -169,8 +169,9 @@ class KubeSource:
     def _snapshot(self) -> KubeSnapshot:
         stores = {name: r.items for name, r in self._reflectors.items()}
         absent = frozenset(name for name, r in self._reflectors.items() if r.absent)
+        unlisted = frozenset(name for name, r in self._reflectors.items() if not r.status.synced)
         daemon_pods = stores["daemon_pods"]
-        return build_snapshot(stores, absent, self._tally.totals(), self._crash.causes(daemon_pods))
+        return build_snapshot(stores, absent, self._tally.totals(), self._crash.causes(daemon_pods), unlisted)
 
     def _report_statuses(self) -> None:
         for group, members in STATUS_GROUPS.items():
@@ -218,9 +219,14 @@ def build_snapshot(
     absent: frozenset[str],
     network_errors: dict[tuple[str, str], int],
     crash_causes: dict[str, str],
+    unlisted: frozenset[str] = frozenset(),
 ) -> KubeSnapshot:
-    """The snapshot from the reflectors' stores (pure: copies, never shares, the stores)."""
+    """The snapshot from the reflectors' stores (pure: copies, never shares, the stores).
+
+    `unlisted` names reflectors whose list never succeeded; only PodENIs read that as unknown.
+    """
     nodes = dict(stores["nodes"])
+    pod_enis = stores.get("pod_enis")
     configmaps, deployments = stores["configmaps"], stores["deployments"]
     return KubeSnapshot(
         nodes=nodes,
@@ -243,6 +249,7 @@ def build_snapshot(
         },
         kubernetes_service_ip=stores["services"].get(KUBERNETES_SERVICE, ""),
         pod_networking_vswitches=frozenset().union(*stores["pod_networkings"].values()),
+        pod_enis=None if pod_enis is None or "pod_enis" in unlisted else dict(pod_enis),
     )
 
 
