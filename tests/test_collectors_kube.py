@@ -203,21 +203,33 @@ def test_node_collector_is_fast_at_5000_nodes():
 
 
 def test_waiting_pods_and_network_errors():
+    now = 1_700_000_100.0
     kube = replace(
         cluster(0),
-        nodes={"n1": KubeNode("n1"), "eci": KubeNode("eci", ignored=True)},
-        waiting_pods={"u1": WaitingPod("n1", 1_700_000_000.0), "u2": WaitingPod("n1", 1_700_000_070.0),
-                      "u3": WaitingPod("eci", 1_699_000_000.0)},
+        nodes={"n1": KubeNode("n1"), "n2": KubeNode("n2"), "eci": KubeNode("eci", ignored=True)},
+        waiting_pods={
+            "u1": WaitingPod("n1", 1_700_000_000.0), "u2": WaitingPod("n1", 1_700_000_070.0),
+            "u3": WaitingPod("eci", 1_699_000_000.0),
+            # No PodReadyToStartContainers: counts only with a recent sandbox network failure.
+            "u4": WaitingPod("n2", 1_699_999_000.0, sandbox_ready=None),  # most likely pulling
+            "u5": WaitingPod("n2", 1_699_999_500.0, sandbox_ready=None, network_failed_at=now - 30),
+            "u6": WaitingPod("n2", 1_699_990_000.0, sandbox_ready=None, network_failed_at=now - 3600),
+            # Condition False, but only a volume is pending; with a CNI failure too it counts.
+            "u7": WaitingPod("n2", 1_699_980_000.0, volume_wait=True),
+            "u8": WaitingPod("n1", 1_699_999_900.0, volume_wait=True, network_failed_at=now - 5),
+        },
         network_errors={("InvalidVSwitchId.IpNotEnough", "AllocIPFailed"): 3,
                         ("other", "FailedCreatePodSandBox"): 1, ("Made.Up", "AllocIPFailed"): 2},
     )
     assert render(state(kube), [pods]) == """\
-# HELP terway_pods_waiting_for_network Scheduled pods still creating their sandbox (Pending, no sandbox yet), by node.
+# HELP terway_pods_waiting_for_network Scheduled Pending pods, not hostNetwork, whose sandbox network is not set up: PodReadyToStartContainers False (unless only their volumes are pending), or, without that condition, a recent sandbox network failure event. Image pulls do not count. By node.
 # TYPE terway_pods_waiting_for_network gauge
-terway_pods_waiting_for_network{node="n1"} 2.0
-# HELP terway_pods_waiting_for_network_oldest_seconds Age of the oldest pod on the node still waiting for its sandbox, since it was scheduled.
+terway_pods_waiting_for_network{node="n1"} 3.0
+terway_pods_waiting_for_network{node="n2"} 1.0
+# HELP terway_pods_waiting_for_network_oldest_seconds Age of the oldest pod on the node waiting for its network, since it was scheduled.
 # TYPE terway_pods_waiting_for_network_oldest_seconds gauge
-terway_pods_waiting_for_network_oldest_seconds{node="n1"} 100.0
+terway_pods_waiting_for_network_oldest_seconds{node="n1"} 200.0
+terway_pods_waiting_for_network_oldest_seconds{node="n2"} 600.0
 # HELP terway_network_errors_total Occurrences of network-related Warning events (event count increments), by the error code the message names (closed list, 'other' when none) and the event reason.
 # TYPE terway_network_errors_total counter
 terway_network_errors_total{code="InvalidVSwitchId.IpNotEnough",reason="AllocIPFailed"} 3.0

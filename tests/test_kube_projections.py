@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from terway_exporter.sources.kube.crash import CrashCauses, crash_code
-from terway_exporter.sources.kube.events import EventTally, NetworkEvent, project_event
+from terway_exporter.sources.kube.events import (
+    EventRecord,
+    EventTally,
+    NetworkEvent,
+    PodWait,
+    project_event,
+    project_pod_wait,
+    project_warning,
+)
 from terway_exporter.sources.kube.fields import ProjectionError
 from terway_exporter.sources.kube.nodes import project_node, project_terway_node
 from terway_exporter.sources.kube.objects import (
@@ -16,7 +24,13 @@ from terway_exporter.sources.kube.objects import (
     project_pod_networking,
     project_service,
 )
-from terway_exporter.sources.kube.pods import project_pod_summary, project_waiting_pod
+from terway_exporter.sources.kube.pods import (
+    SANDBOX_FAILURE_WINDOW,
+    join_pod_waits,
+    project_pod_summary,
+    project_waiting_pod,
+    waits_for_network,
+)
 from terway_exporter.sources.kube.snapshot import ContainerStatus, PodSummary, WaitingPod
 
 T0 = "2026-01-02T03:04:05Z"
@@ -134,30 +148,140 @@ def test_node_cr_of_the_wrong_shape_is_rejected(raw):
         project_terway_node(raw)
 
 
-def _pod(phase="Pending", node="n1", statuses=None, conditions=None, created=T0):
+def _pod(phase="Pending", node="n1", statuses=None, conditions=None, created=T0, host_network=False, init=None):
     status = {"phase": phase, "conditions": conditions or []}
     if statuses is not None:
         status["containerStatuses"] = statuses
+    if init is not None:
+        status["initContainerStatuses"] = init
+    spec = {"nodeName": node, **({"hostNetwork": True} if host_network else {})}
     return {"metadata": {"name": "p", "namespace": "default", "uid": "u1", "creationTimestamp": created},
-            "spec": {"nodeName": node}, "status": status}
+            "spec": spec, "status": status}
 
 
 def _waiting(reason):
     return {"name": "c", "ready": False, "restartCount": 0, "state": {"waiting": {"reason": reason}}}
 
 
+def _sandbox(status):
+    return {"type": "PodReadyToStartContainers", "status": status, "lastTransitionTime": T0}
+
+
+CREATING = [_waiting("ContainerCreating")]
+
+
 @pytest.mark.parametrize("raw, expected", [
-    (_pod(statuses=[_waiting("ContainerCreating")]), WaitingPod("n1", T0_UNIX)),
-    (_pod(statuses=None), WaitingPod("n1", T0_UNIX)),
-    (_pod(statuses=[_waiting("ContainerCreating")],
+    # No PodReadyToStartContainers condition: kept as a candidate, decided by sandbox failure events.
+    (_pod(statuses=CREATING), WaitingPod("n1", T0_UNIX, "default/p", sandbox_ready=None)),
+    (_pod(statuses=None), WaitingPod("n1", T0_UNIX, "default/p", sandbox_ready=None)),
+    (_pod(statuses=CREATING,
           conditions=[{"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-01-02T03:05:05Z"}]),
-     WaitingPod("n1", T0_UNIX + 60)),
+     WaitingPod("n1", T0_UNIX + 60, "default/p", sandbox_ready=None)),
+    # With init containers every container waits as PodInitializing until the sandbox exists.
+    (_pod(statuses=[_waiting("PodInitializing")], init=[_waiting("PodInitializing")]),
+     WaitingPod("n1", T0_UNIX, "default/p", sandbox_ready=None)),
     (_pod(statuses=[_waiting("ImagePullBackOff")]), None),
+    # The condition, where the kubelet reports it, decides: False waits for the sandbox, True does not.
+    (_pod(statuses=CREATING, conditions=[_sandbox("False")]), WaitingPod("n1", T0_UNIX, "default/p")),
+    (_pod(statuses=[_waiting("PodInitializing")], conditions=[_sandbox("False")]),
+     WaitingPod("n1", T0_UNIX, "default/p")),
+    (_pod(statuses=CREATING, conditions=[_sandbox("True")]), None),  # pulling an image on a healthy network
+    (_pod(statuses=CREATING, conditions=[_sandbox("Unknown")]),
+     WaitingPod("n1", T0_UNIX, "default/p", sandbox_ready=None)),
+    # hostNetwork pods never wait for the CNI, whatever their sandbox condition.
+    (_pod(statuses=CREATING, conditions=[_sandbox("False")], host_network=True), None),
+    (_pod(statuses=CREATING, host_network=True), None),
     (_pod(node="", statuses=None), None),
     (_pod(phase="Running", statuses=None), None),
 ])
 def test_waiting_pod_projection(raw, expected):
     assert project_waiting_pod(raw) == expected
+
+
+def test_waiting_pod_with_conditions_of_the_wrong_shape_is_rejected():
+    with pytest.raises(ProjectionError):
+        project_waiting_pod(_pod(conditions={"type": "PodReadyToStartContainers"}))
+    with pytest.raises(ProjectionError):
+        project_waiting_pod({**_pod(), "spec": {"nodeName": "n1", "hostNetwork": "sometimes"}})
+
+
+NOW = T0_UNIX + 3600
+CNI_FAILURE = ('Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox '
+               '"9b2e": plugin type="terway" failed (add): cmdAdd: error alloc ip rpc error: code = DeadlineExceeded')
+
+
+def _pod_event(reason, message, uid="u1", name="p", last=T0, kind="Pod", type_="Warning"):
+    involved = {"kind": kind, "namespace": "default", "name": name, **({"uid": uid} if uid else {})}
+    event_uid = f"ev-{reason}-{uid}-{last}"
+    return {"metadata": {"name": f"{name}.1", "namespace": "default", "uid": event_uid}, "type": type_,
+            "reason": reason, "message": message, "involvedObject": involved, "source": {"component": "kubelet"},
+            "lastTimestamp": last, "count": 4}
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (_pod_event("FailedCreatePodSandBox", CNI_FAILURE), PodWait("u1", True, T0_UNIX)),
+    (_pod_event("NetworkNotReady", "network is not ready: container runtime network not ready: NetworkReady=false "
+                "reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized"),
+     PodWait("u1", True, T0_UNIX)),
+    (_pod_event("FailedCreatePodSandBox", CNI_FAILURE, uid=""), PodWait("default/p", True, T0_UNIX)),
+    (_pod_event("FailedMount", 'MountVolume.SetUp failed for volume "data" : rpc error: code = DeadlineExceeded'),
+     PodWait("u1", False, T0_UNIX)),
+    (_pod_event("FailedAttachVolume", "AttachVolume.Attach failed for volume \"d-bp1\" : InvalidDiskId.NotFound"),
+     PodWait("u1", False, T0_UNIX)),
+    # A pause image that cannot be pulled fails the sandbox, not its network.
+    (_pod_event("FailedCreatePodSandBox", "Failed to create pod sandbox: failed to get sandbox image "
+                "\"registry/pause:3.9\": failed to pull image"), None),
+    (_pod_event("FailedCreatePodSandBox", CNI_FAILURE, kind="Node"), None),
+    (_pod_event("FailedCreatePodSandBox", CNI_FAILURE, type_="Normal"), None),
+    (_pod_event("BackOff", "Back-off pulling image nginx:1.27"), None),
+])
+def test_pod_wait_projection(raw, expected):
+    assert project_pod_wait(raw) == expected
+
+
+def test_a_sandbox_failure_is_both_a_network_error_and_a_pod_wait():
+    record = project_warning(_pod_event("FailedCreatePodSandBox", CNI_FAILURE))
+    assert record == EventRecord(NetworkEvent("other", "FailedCreatePodSandBox", 4, T0_UNIX),
+                                 PodWait("u1", True, T0_UNIX))
+    volume = project_warning(_pod_event("FailedMount", "MountVolume.SetUp failed for volume \"data\""))
+    assert volume == EventRecord(None, PodWait("u1", False, T0_UNIX))
+    assert project_warning(_pod_event("BackOff", "Back-off pulling image nginx:1.27")) is None
+
+
+def _records(*events):
+    return {e["metadata"]["uid"]: project_warning(e) for e in events}
+
+
+def test_join_pod_waits_matches_events_by_uid_or_by_name():
+    creating = project_waiting_pod(_pod(statuses=CREATING))  # a cluster without the condition
+    pending = {"u1": creating, "u2": replace_pod(creating, "default/q")}
+    joined = join_pod_waits(pending, _records(
+        _pod_event("FailedCreatePodSandBox", CNI_FAILURE, last="2026-01-02T03:50:05Z"),
+        _pod_event("FailedCreatePodSandBox", CNI_FAILURE, last="2026-01-02T03:40:05Z"),  # older, same pod
+        _pod_event("FailedMount", "MountVolume.SetUp failed", uid="", name="q"),
+        _pod_event("FailedCreatePodSandBox", CNI_FAILURE, uid="someone-else", name="r"),
+    ))
+    assert joined["u1"].network_failed_at == T0_UNIX + 46 * 60 and not joined["u1"].volume_wait
+    assert joined["u2"].network_failed_at is None and joined["u2"].volume_wait
+    assert join_pod_waits(pending, {}) == pending and join_pod_waits({}, _records()) == {}
+
+
+def replace_pod(pod: WaitingPod, ref: str) -> WaitingPod:
+    from dataclasses import replace
+    return replace(pod, ref=ref)
+
+
+@pytest.mark.parametrize("pod, counts", [
+    (WaitingPod("n1", T0_UNIX), True),  # PodReadyToStartContainers False
+    (WaitingPod("n1", T0_UNIX, volume_wait=True), False),  # waits for a volume
+    (WaitingPod("n1", T0_UNIX, volume_wait=True, network_failed_at=NOW - 3000), True),  # and for its network
+    (WaitingPod("n1", T0_UNIX, sandbox_ready=None), False),  # no condition, no failure: pulling
+    (WaitingPod("n1", T0_UNIX, sandbox_ready=None, network_failed_at=NOW - 60), True),
+    (WaitingPod("n1", T0_UNIX, sandbox_ready=None, network_failed_at=NOW - SANDBOX_FAILURE_WINDOW), True),
+    (WaitingPod("n1", T0_UNIX, sandbox_ready=None, network_failed_at=NOW - SANDBOX_FAILURE_WINDOW - 1), False),
+])
+def test_waits_for_network(pod, counts):
+    assert waits_for_network(pod, NOW) is counts
 
 
 def test_pod_summary_projection():
@@ -195,6 +319,60 @@ def test_event_projection(raw, expected):
     assert project_event(raw) == expected
 
 
+def _new_style_event(reason, message, controller, series=None, related=None):
+    """The core/v1 view of an event written through events.k8s.io/v1 (Terway >= v1.17.2).
+
+    What the API server's conversion leaves: `source` empty, no `count`, null first/last timestamps,
+    the recorder's name in `reportingComponent` (kubernetes pkg/apis/events/v1/conversion.go).
+    """
+    raw = {"metadata": {"name": "web-0.18a2b3c4d5e6f708", "namespace": "default", "uid": "e9",
+                        "creationTimestamp": T0},
+           "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web-0", "uid": "p1", "apiVersion": "v1"},
+           "reason": reason, "message": message, "source": {}, "firstTimestamp": None, "lastTimestamp": None,
+           "eventTime": "2026-01-02T03:04:05.123456Z", "type": "Warning", "action": "CreatePod",
+           "reportingComponent": f"terway-controlplane/{controller}",
+           "reportingInstance": f"terway-controlplane/{controller}-terway-controlplane-6d8f7c9b5-x2k4q"}
+    if series is not None:
+        raw["series"] = series
+    if related is not None:
+        raw["related"] = related
+    return raw
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (_new_style_event("PodCreateFailed", "Pod create error: can not found available vSwitch for zone cn-hangzhou-h, "
+                      "[vsw-bp1x no ip left, no available vSwitch for zone cn-hangzhou-h, vswList [vsw-bp1x]], "
+                      "elapsedTime: 12ms", "pod"),
+     NetworkEvent("InvalidVSwitchId.IpNotEnough", "PodCreateFailed", 1, T0_UNIX + 0.123456)),
+    (_new_style_event("UpdatePodENIFailed", "ErrorCode: Forbidden.RAM Message: User not authorized", "pod-eni",
+                      series={"count": 2, "lastObservedTime": "2026-01-02T03:09:05.000000Z"}),
+     NetworkEvent("Forbidden.RAM", "UpdatePodENIFailed", 2, T0_UNIX + 300)),
+    (_new_style_event("DetachENIFailed", "SDK.ServerError ErrorCode: Throttling.User", "pod-eni",
+                      related={"kind": "Pod", "namespace": "default", "name": "web-0"}),
+     NetworkEvent("Throttling", "DetachENIFailed", 1, T0_UNIX + 0.123456)),
+    (_new_style_event("CreateENIFailed", "ErrorCode: InvalidAccessKeyId.NotFound", "multi-ip-node"),
+     NetworkEvent("InvalidAccessKeyId.NotFound", "CreateENIFailed", 1, T0_UNIX + 0.123456)),
+    (_new_style_event("SyncOpenAPIFailed", "ErrorCode: InvalidAccessKeyId.Inactive", "multi-ip-node"),
+     NetworkEvent("InvalidAccessKeyId.Inactive", "SyncOpenAPIFailed", 1, T0_UNIX + 0.123456)),
+    # An unknown reason from a Terway controller still counts: the component is Terway's.
+    (_new_style_event("SomethingNew", "Forbidden.RAM", "eni"),
+     NetworkEvent("Forbidden.RAM", "SomethingNew", 1, T0_UNIX + 0.123456)),
+])
+def test_events_k8s_io_shaped_event_projection(raw, expected):
+    assert project_event(raw) == expected
+
+
+@pytest.mark.parametrize("reason, component", [
+    ("CniPodCreateError", "TerwayPodController"),  # <= v1.17.1, core/v1 source.component
+    ("UpdatePodENIFailed", "TerwayPodENIController"),
+    ("DetachENIFailed", "terway-controlplane/pod-eni"),  # v1.17.1: the new name, still core/v1
+    ("SomethingNew", "TerwayENetworkInterfaceontroller"),
+])
+def test_core_v1_terway_events_of_every_release_count(reason, component):
+    event = project_event(_event("ErrorCode: Throttling.User", reason=reason, component=component, count=3))
+    assert event == NetworkEvent("Throttling", reason, 3, T0_UNIX)
+
+
 def test_event_with_a_non_string_message_is_rejected_not_crashing():
     with pytest.raises(ProjectionError):
         project_event(_event({"nested": "object"}))
@@ -210,6 +388,16 @@ def test_tally_adds_count_increments_and_ignores_history_before_start():
     tally.observe("e2", old, NetworkEvent("Throttling", "AllocIPFailed", 41, T0_UNIX + 5))  # a new occurrence
     tally.observe("e1", new, None)  # expired: what it counted stays
     assert tally.totals() == {("InvalidVSwitchId.IpNotEnough", "AllocIPFailed"): 5, ("Throttling", "AllocIPFailed"): 1}
+
+
+def test_tally_reads_the_network_part_of_event_records():
+    tally = EventTally(since=T0_UNIX)
+    first = EventRecord(NetworkEvent("other", "FailedCreatePodSandBox", 2, T0_UNIX + 5), PodWait("u1", True, T0_UNIX))
+    tally.observe("e1", None, first)
+    tally.observe("e1", first, EventRecord(NetworkEvent("other", "FailedCreatePodSandBox", 7, T0_UNIX + 9),
+                                           PodWait("u1", True, T0_UNIX + 9)))
+    tally.observe("e2", None, EventRecord(None, PodWait("u1", False, T0_UNIX + 5)))  # a volume wait: no error
+    assert tally.totals() == {("other", "FailedCreatePodSandBox"): 7}
 
 
 @pytest.mark.parametrize("raw, expected", [

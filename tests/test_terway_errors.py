@@ -6,8 +6,10 @@ import pytest
 
 from terway_exporter.terway.errors import (
     KNOWN_CODES,
+    TERWAY_REASONS,
     classify,
     is_network_event,
+    is_terway_component,
     network_error_code,
 )
 
@@ -34,6 +36,9 @@ from terway_exporter.terway.errors import (
          "InvalidAccessKeyId.NotFound"),
         ("HTTP Status: 400 Error:SignatureDoesNotMatch Specified signature is not matched with our "
          "calculation. server string to sign is:POST&%2F&AccessKeyId", "SignatureDoesNotMatch"),
+        # A disabled key is its own code, not NotFound: the alert names it, the runbook tells them apart.
+        ("ErrorCode: InvalidAccessKeyId.Inactive Message: Specified access key is disabled.",
+         "InvalidAccessKeyId.Inactive"),
         ("ErrorCode: InvalidVSwitchId.NotFound Message: The specified VSwitchId does not exist.",
          "InvalidVSwitchId.NotFound"),
         ("ErrorCode: InvalidSecurityGroupId.NotFound Message: The specified SecurityGroupId does not exist.",
@@ -60,11 +65,12 @@ def test_real_codes(message, code):
         ('Look for errors like "InvalidAccessKeyId"', "InvalidAccessKeyId.NotFound"),
         ("InvalidAccessKeySecret", "SignatureDoesNotMatch"),
         ("InvalidSecurityGroup.NotFound", "InvalidSecurityGroupId.NotFound"),
-        ("InvalidVSwitchID.IPNotEnough", "InvalidVSwitchId.IpNotEnough"),  # SKILL.md's spelling
+        # Terway's troubleshooting notes (.claude/skills/terway-troubleshooting/ at v1.17.5).
+        ("InvalidVSwitchID.IPNotEnough", "InvalidVSwitchId.IpNotEnough"),
         ("failed to find CNI configuration file", "CNIConfigMissing"),
     ],
 )
-def test_seed_guide_spellings_map_onto_real_codes(message, code):
+def test_guide_spellings_map_onto_real_codes(message, code):
     assert classify(message) == code
     assert code in KNOWN_CODES
 
@@ -75,7 +81,6 @@ def test_seed_guide_spellings_map_onto_real_codes(message, code):
         "",
         'pods "web-1" is forbidden: User "system:serviceaccount:default:x" cannot get resource "pods"',
         "Back-off restarting failed container",
-        "InvalidAccessKeyId.Inactive The AccessKey is disabled",
         "0/3 nodes are available: 3 Insufficient aliyun/eni.",
     ],
 )
@@ -85,7 +90,7 @@ def test_messages_without_a_known_code(message):
 
 def test_known_codes_is_closed_and_ends_with_other():
     assert KNOWN_CODES[-1] == "other"
-    assert len(set(KNOWN_CODES)) == len(KNOWN_CODES) == 12
+    assert len(set(KNOWN_CODES)) == len(KNOWN_CODES) == 13
 
 
 SANDBOX = ('Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox '
@@ -120,3 +125,92 @@ SANDBOX = ('Failed to create pod sandbox: rpc error: code = Unknown desc = faile
 def test_network_events(reason, message, component, expected):
     assert network_error_code(reason, message, component) == expected
     assert is_network_event(reason, message, component) is (expected is not None)
+
+
+# Terway's vSwitch cache after a first IpNotEnough (pkg/vswitch/vswitch.go, pkg/controller/pod/pod_controller.go
+# and pkg/controller/multi-ip/node/pool.go at v1.17.5), as the event messages read.
+CACHE_EXHAUSTED = ("Pod create error: can not found available vSwitch for zone cn-hangzhou-h, [vsw-bp1a no ip left, "
+                   "vsw-bp1b no ip left, no available vSwitch for zone cn-hangzhou-h, vswList [vsw-bp1a vsw-bp1b]], "
+                   "elapsedTime: 3.2ms")
+
+
+@pytest.mark.parametrize(
+    "message, code",
+    [
+        (CACHE_EXHAUSTED, "InvalidVSwitchId.IpNotEnough"),
+        ("PodCreateError: can not found available vSwitch for zone cn-hangzhou-h, vsw-bp1a no ip left",
+         "InvalidVSwitchId.IpNotEnough"),
+        ("no available vSwitch", "InvalidVSwitchId.IpNotEnough"),  # AllocIPFailed from the Node pool
+        # A vSwitch lookup that failed for a real reason keeps that reason.
+        ("Pod create error: can not found available vSwitch for zone cn-hangzhou-h, [SDK.ServerError ErrorCode: "
+         "InvalidVSwitchId.NotFound, no available vSwitch for zone cn-hangzhou-h, vswList [vsw-bp1a]]",
+         "InvalidVSwitchId.NotFound"),
+        ("can not found available vSwitch for zone cn-hangzhou-h, [ErrorCode: Throttling.User, no available vSwitch "
+         "for zone cn-hangzhou-h, vswList [vsw-bp1a]]", "Throttling"),
+        # Not Terway's cache words.
+        ("no ipleft", None),
+        ("there is no available vSwitches tab in the console", None),
+    ],
+)
+def test_vswitch_cache_answers_are_ip_exhaustion(message, code):
+    assert classify(message) == code
+
+
+@pytest.mark.parametrize(
+    "component, terway",
+    [
+        ("terway-daemon", True),
+        ("terway-controlplane", True),
+        ("terway-controlplane/pod", True),  # v1.17.1+ (utils.EventName)
+        ("terway-controlplane/multi-ip-node", True),
+        ("multi-ip-node", True),  # v1.16: the controller names themselves
+        ("TerwayPodController", True),
+        ("TerwayPodENIController", True),
+        ("TerwayENetworkInterfaceontroller", True),  # sic, pkg/controller/eni/eni.go up to v1.16.6
+        ("PodNetworking", True),
+        ("node", False),  # Terway's node controller before v1.17.1, but too generic to claim
+        ("kubelet", False),
+        ("terway-controlplane-operator", False),
+        ("", False),
+    ],
+)
+def test_terway_components(component, terway):
+    assert is_terway_component(component) is terway
+
+
+@pytest.mark.parametrize(
+    "reason, message, component, expected",
+    [
+        # v1.17.2+: reportingComponent is all the core/v1 view names (source is empty).
+        ("PodCreateFailed", "Pod create error: ErrorCode: Forbidden.RAM, elapsedTime: 1s", "terway-controlplane/pod",
+         "Forbidden.RAM"),
+        ("UpdatePodENIFailed", "ErrorCode: Throttling.User", "terway-controlplane/pod-eni", "Throttling"),
+        ("DetachENIFailed", "ErrorCode: InvalidAccessKeyId.NotFound", "terway-controlplane/pod-eni",
+         "InvalidAccessKeyId.NotFound"),
+        ("DetachENIFailed", "ErrorCode: InvalidAccessKeyId.Inactive", "terway-controlplane/pod-eni",
+         "InvalidAccessKeyId.Inactive"),
+        ("PodCreateFailed", CACHE_EXHAUSTED, "terway-controlplane/pod", "InvalidVSwitchId.IpNotEnough"),
+        # The reason alone is enough when the component is unknown (or empty).
+        ("PodCreateFailed", "ErrorCode: Forbidden.RAM", "", "Forbidden.RAM"),
+        ("UpdatePodENIFailed", "ErrorCode: Throttling", "", "Throttling"),
+        ("DetachENIFailed", "ErrorCode: InvalidAccessKeyId.NotFound", "", "InvalidAccessKeyId.NotFound"),
+        # v1.16: the old reasons and controller names.
+        ("CniPodCreateError", "PodCreateError: ErrorCode: Forbidden.RAM, elapsedTime: 2s", "TerwayPodController",
+         "Forbidden.RAM"),
+        ("CniCreateENIError", "CniCreateENIError: Throttling.User", "TerwayPodENIController", "Throttling"),
+        ("ENIAttachFailed", "ENI eni-1 attach failed: ErrorCode: InvalidAccessKeyId.NotFound", "multi-ip-node",
+         "InvalidAccessKeyId.NotFound"),
+        # Generic daemon words count through the daemon's component only.
+        ("ParseFailed", "Parse ingress bandwidth 10X failed.", "terway-daemon", "other"),
+        ("ParseFailed", "cannot parse the manifest", "helm-controller", None),
+    ],
+)
+def test_terway_events_of_v116_and_v117(reason, message, component, expected):
+    assert network_error_code(reason, message, component) == expected
+
+
+def test_reasons_are_ones_terway_records():
+    # Condition reasons are not event reasons (InsufficientIP is a Node/Nic condition reason in Terway).
+    assert "InsufficientIP" not in TERWAY_REASONS
+    assert {"PodCreateFailed", "CniPodCreateError", "UpdatePodENIFailed", "DetachENIFailed",
+            "DeletePodENIFailed", "CniCreateENIError", "PrefixModeImmutable"} <= TERWAY_REASONS

@@ -6,18 +6,21 @@ from collections.abc import Iterable
 
 from prometheus_client import Metric
 
+from ..sources.kube.pods import waits_for_network
 from ..terway.errors import KNOWN_CODES, OTHER
 from .base import ClusterState, Collector
 from .families import Family
 
 WAITING = Family(
     "terway_pods_waiting_for_network",
-    "Scheduled pods still creating their sandbox (Pending, no sandbox yet), by node.",
+    "Scheduled Pending pods, not hostNetwork, whose sandbox network is not set up: PodReadyToStartContainers "
+    "False (unless only their volumes are pending), or, without that condition, a recent sandbox network "
+    "failure event. Image pulls do not count. By node.",
     ("node",),
 )
 WAITING_OLDEST = Family(
     "terway_pods_waiting_for_network_oldest_seconds",
-    "Age of the oldest pod on the node still waiting for its sandbox, since it was scheduled.",
+    "Age of the oldest pod on the node waiting for its network, since it was scheduled.",
     ("node",),
 )
 NETWORK_ERRORS = Family(
@@ -37,7 +40,7 @@ def collect_waiting(state: ClusterState) -> Iterable[Metric]:
     count: dict[str, int] = {}
     oldest: dict[str, float] = {}
     for pod in kube.waiting_pods.values():
-        if not pod.node or pod.node in ignored:
+        if not pod.node or pod.node in ignored or not waits_for_network(pod, state.now):
             continue
         count[pod.node] = count.get(pod.node, 0) + 1
         oldest[pod.node] = min(oldest.get(pod.node, pod.since), pod.since)

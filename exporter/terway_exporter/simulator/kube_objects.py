@@ -17,6 +17,7 @@ from typing import Any
 
 # Terway applies per-node dynamic config as an RFC 7396 merge patch; steps use the same rule.
 from ..terway.eniconf import merge_patch
+from . import kube_events
 from .world import World, WorldNode
 
 CRD_GROUP = "network.alibabacloud.com"
@@ -546,12 +547,12 @@ def event(world: World, item: dict[str, Any]) -> dict:
         "reportingComponent": item.get("reporting_component", component if component != "kubelet" else ""),
         "reportingInstance": "",
     }
-    if item.get("style") == "series":
-        # events.k8s.io/v1 style (scheduler, newer recorders): counts live in `series`, legacy fields are empty.
-        obj.update({"eventTime": micro_ts(first), "firstTimestamp": None, "lastTimestamp": None,
-                    "action": item.get("action", "Binding"), "reportingInstance": f"{component}-{short_hash(component)}"})
-        if count > 1:
-            obj["series"] = {"count": count, "lastObservedTime": micro_ts(last)}
+    if item.get("style") in kube_events.STYLES:
+        # Written through events.k8s.io/v1 (kube-scheduler, Terway's controllers since v1.17.2): see kube_events.
+        reporting = item.get("reporting_component") or component
+        host = (f"terway-controlplane-{rs_hash('terway-controlplane')}-{short_hash('terway-controlplane/0')}"
+                if reporting.startswith("terway-controlplane") else short_hash(reporting))
+        kube_events.as_core_v1(obj, item, reporting, host, micro_ts(first), micro_ts(last), count)
     else:
         obj.update({"firstTimestamp": ts(first), "lastTimestamp": ts(last), "count": count, "eventTime": None})
     return obj

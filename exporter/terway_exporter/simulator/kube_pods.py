@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import kube_objects as ko
 from .kube_objects import (
     TERWAY_IMAGE, TERWAY_TAG, controlplane_spec, coredns_spec, is_ignored, kube, rs_hash, short_hash, ts, uid,
 )
@@ -57,7 +58,16 @@ def _waiting(name: str, image: str, reason: str, message: str, restarts: int, la
     return status
 
 
-def _conditions(world: World, ready: bool, scheduled_at: float, not_ready: list[str], initialized: bool = True) -> list:
+def reports_sandbox_condition(world: World) -> bool:
+    """`kubernetes.pod_ready_to_start_containers: false`: the kubelets do not report PodReadyToStartContainers
+    (Kubernetes before 1.29, or the PodReadyToStartContainersCondition feature gate off)."""
+    return bool(kube(world).get("pod_ready_to_start_containers", True))
+
+
+def _conditions(world: World, ready: bool, scheduled_at: float, not_ready: list[str], initialized: bool = True,
+                sandbox: bool = True) -> list:
+    """The kubelet's pod conditions. `sandbox`: PodReadyToStartContainers, True once the sandbox exists and
+    its network is configured (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-has-network)."""
     def cond(type_: str, ok: bool, reason: str = "", message: str = "") -> dict:
         out = {"type": type_, "status": "True" if ok else "False", "lastProbeTime": None,
                "lastTransitionTime": ts(scheduled_at if ok else max(scheduled_at, world.started_at - 300))}
@@ -68,7 +78,7 @@ def _conditions(world: World, ready: bool, scheduled_at: float, not_ready: list[
     unready = f"containers with unready status: [{' '.join(not_ready)}]"
     init_msg = "containers with incomplete status: [terway-init]"
     return [
-        cond("PodReadyToStartContainers", initialized),
+        *([cond("PodReadyToStartContainers", sandbox)] if reports_sandbox_condition(world) else []),
         cond("Initialized", initialized, "" if initialized else "ContainersNotInitialized", "" if initialized else init_msg),
         cond("Ready", ready, "" if ready else "ContainersNotReady", "" if ready else unready),
         cond("ContainersReady", ready, "" if ready else "ContainersNotReady", "" if ready else unready),
@@ -231,17 +241,78 @@ def controlplane_leader(world: World) -> str:
 # --------------------------------------------------------------------------- pods waiting for their network
 
 
+# What a pending pod waits for (`nodes[].kube.waiting_pods[].cause`), as the kubelet shows it: every container
+# waits as ContainerCreating in all three; PodReadyToStartContainers tells them apart.
+WAIT_CAUSES = frozenset({"network", "image_pull", "volume"})
+SANDBOX_FAILURE = ('Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox '
+                   '"{sandbox}": plugin type="terway" failed (add): cmdAdd: error alloc ip rpc error: code = Unknown '
+                   'desc = error get allocated ip for: {namespace}/{name}')
+VOLUME_FAILURE = ('Unable to attach or mount volumes: unmounted volumes=[data], unattached volumes=[data '
+                  'kube-api-access-{suffix}]: timed out waiting for the condition')
+
+
+def waiting_pod_specs(node: WorldNode) -> list[dict[str, Any]]:
+    """`nodes[].kube.waiting_pods`: one mapping or a list of them."""
+    spec = node.kube.get("waiting_pods") or []
+    return [s for s in (spec if isinstance(spec, list) else [spec]) if s]
+
+
+def _waiting_names(node: WorldNode, spec: dict[str, Any]) -> list[str]:
+    prefix = spec.get("name_prefix", "web")
+    salt = "" if prefix == "web" else f"{prefix}/"  # the first scenarios' names stay as they were
+    return [f"{prefix}-{short_hash('wait/' + salt + node.name, 8)}-{short_hash(f'{node.name}/{salt}{index}')}"
+            for index in range(int(spec.get("count", 0)))]
+
+
 def waiting_pods(world: World, node: WorldNode) -> list[dict]:
-    """`nodes[].kube.waiting_pods: {count, for_seconds}`: scheduled, sandbox not created (ContainerCreating)."""
-    spec = node.kube.get("waiting_pods") or {}
-    count = int(spec.get("count", 0))
-    since = float(spec["since_at"]) if spec.get("since_at") is not None else world.started_at - float(spec.get("for_seconds", 60))
-    namespace = spec.get("namespace", "default")
+    """Scheduled pods whose containers all wait as ContainerCreating, from `nodes[].kube.waiting_pods`:
+    `{count, for_seconds (60), namespace (default), name_prefix (web), cause (network), host_network (false),
+    sandbox_event}`. `cause: network`: no sandbox yet (PodReadyToStartContainers False); `image_pull`: the sandbox
+    and its network are up (True), the image is still being pulled; `volume`: no sandbox yet because a volume is
+    not mounted (False, with a FailedMount event). `host_network: true` makes them hostNetwork pods."""
     out = []
-    for index in range(count):
-        name = f"{spec.get('name_prefix', 'web')}-{short_hash('wait/' + node.name, 8)}-{short_hash(f'{node.name}/{index}')}"
-        out.append(_app_shell(world, namespace, name, node, since - 1, [
-            _waiting("app", "nginx:1.27", "ContainerCreating", "", 0, None)], phase="Pending", ready=False, ip=""))
+    for spec in waiting_pod_specs(node):
+        cause = spec.get("cause", "network")
+        if cause not in WAIT_CAUSES:
+            raise ValueError(f"node {node.name}: waiting_pods cause {cause!r} is not one of {sorted(WAIT_CAUSES)}")
+        since = float(spec["since_at"]) if spec.get("since_at") is not None else (
+            world.started_at - float(spec.get("for_seconds", 60)))
+        namespace = spec.get("namespace", "default")
+        for name in _waiting_names(node, spec):
+            pod = _app_shell(world, namespace, name, node, since - 1, [
+                _waiting("app", "nginx:1.27", "ContainerCreating", "", 0, None)], phase="Pending", ready=False, ip="",
+                sandbox=cause == "image_pull")
+            if spec.get("host_network"):
+                pod["spec"]["hostNetwork"] = True
+                pod["spec"]["dnsPolicy"] = "ClusterFirstWithHostNet"
+            out.append(pod)
+    return out
+
+
+def waiting_pod_events(world: World) -> list[dict]:
+    """The kubelet's Warning events on waiting pods: `sandbox_event` on a `waiting_pods` spec (a message, or
+    `{message, count (3), last_seen_ago (30)}`) gives each pod a FailedCreatePodSandBox event (default message:
+    the terway plugin failing); `cause: volume` gives each a FailedMount event."""
+    out = []
+    for node in world.nodes.values():
+        for spec in waiting_pod_specs(node):
+            sandbox = spec.get("sandbox_event")
+            if isinstance(sandbox, str):
+                sandbox = {"message": sandbox}
+            namespace = spec.get("namespace", "default")
+            for name in _waiting_names(node, spec):
+                involved = {"kind": "Pod", "namespace": namespace, "name": name, "node": node.name}
+                if sandbox:
+                    message = sandbox.get("message") or SANDBOX_FAILURE
+                    out.append(ko.event(world, {
+                        **{k: v for k, v in sandbox.items() if k.startswith("last_seen")},
+                        "reason": "FailedCreatePodSandBox", "source": "kubelet", "involved": involved,
+                        "count": int(sandbox.get("count", 3)),
+                        "message": message.format(sandbox=short_hash(name, 12), namespace=namespace, name=name)}))
+                if spec.get("cause") == "volume":
+                    out.append(ko.event(world, {
+                        "reason": "FailedMount", "source": "kubelet", "involved": involved, "count": 4,
+                        "message": VOLUME_FAILURE.format(suffix=short_hash(name, 5))}))
     return out
 
 
@@ -273,12 +344,12 @@ def app_pod(world: World, node: WorldNode, pod_id: str, ip: str, churn: int = 0)
 
 
 def _app_shell(world: World, namespace: str, name: str, node: WorldNode | None, created: float, statuses: list,
-               phase: str, ready: bool, ip: str) -> dict:
+               phase: str, ready: bool, ip: str, sandbox: bool = True) -> dict:
     app = name.rsplit("-", 2)[0] if name.count("-") >= 2 else name
     status: dict[str, Any] = {"phase": phase, "qosClass": "BestEffort"}
     if node is not None:
         status.update({
-            "conditions": _conditions(world, ready, created + 1, [] if ready else ["app"]),
+            "conditions": _conditions(world, ready, created + 1, [] if ready else ["app"], sandbox=sandbox),
             "hostIP": node.primary_ip, "hostIPs": [{"ip": node.primary_ip}], "startTime": ts(created + 1),
             "containerStatuses": statuses,
         })

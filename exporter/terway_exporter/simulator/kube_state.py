@@ -129,12 +129,13 @@ class KubeSimulator:
         if full or pods_changed or not store.has("daemonsets"):
             daemon = [p for p in store.items("pods") if p["metadata"]["labels"].get("app") == "terway-eniip"]
             changes += store.replace("daemonsets", [ko.daemonset(world, daemon)])
+        if full or pods_changed:  # waiting pods come with their kubelet events
+            changes += store.replace("events", ko.events(world) + kp.waiting_pod_events(world))
         if not full:
             return changes
         changes += store.replace("deployments", ko.deployments(world))
         changes += store.replace("configmaps", ko.configmaps(world))
         changes += store.replace("services", ko.services(world))
-        changes += store.replace("events", ko.events(world))
         changes += store.replace("namespaces", [_namespace(world, n) for n in ("default", "kube-system", "kube-public")])
         if ko.crds_enabled(world):
             changes += store.replace("podnetworkings", ko.pod_networkings(world))

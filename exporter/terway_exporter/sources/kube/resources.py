@@ -13,7 +13,7 @@ from functools import partial
 from kubernetes.aio import client
 
 from .crash import LOG_TAIL_LINES, TERWAY_CONTAINER
-from .events import project_event
+from .events import project_warning
 from .fields import name_of, uid_key
 from .nodes import project_node, project_terway_node
 from .objects import (
@@ -76,7 +76,7 @@ def resource_specs(api: client.ApiClient, namespace: str) -> dict[str, ResourceS
                      project_waiting_pod, key=uid_key),
         ResourceSpec("events", partial(core.list_event_for_all_namespaces_without_preload_content,
                                        field_selector="type=Warning"),
-                     project_event, key=uid_key),
+                     project_warning, key=uid_key),
         ResourceSpec("daemonsets", partial(apps.list_namespaced_daemon_set_without_preload_content, namespace,
                                            field_selector=by_name(DAEMONSET)), project_daemonset, key=name_of),
         # Two names (terway-controlplane, coredns) cannot share one field selector: list the

@@ -91,10 +91,15 @@ class PodSummary:
 
 @dataclass(frozen=True, slots=True)
 class WaitingPod:
-    """A scheduled Pending pod whose sandbox is not created yet (waiting for its network)."""
+    """A scheduled Pending pod that may be waiting for its network (sources/kube/pods.py decides)."""
 
     node: str
     since: float  # unix seconds: when it was scheduled (PodScheduled) or created
+    ref: str = ""  # "namespace/name"
+    # PodReadyToStartContainers: False (no sandbox yet), None when the pod does not report the condition.
+    sandbox_ready: bool | None = False
+    network_failed_at: float | None = None  # latest sandbox-network failure event on the pod (unix seconds)
+    volume_wait: bool = False  # a FailedMount / FailedAttachVolume event names the pod
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from ..status import SourceStatus
 from .crash import CrashCauses
 from .events import EventTally
 from .objects import CONTROLPLANE, COREDNS, DAEMONSET, ENI_CONFIG, KUBERNETES_SERVICE
+from .pods import join_pod_waits
 from .reflector import Reflector, ReflectorSettings, ReflectorStatus, one_line
 from .resources import STATUS_GROUPS, read_previous_terway_log, resource_specs
 from .snapshot import KubeSnapshot
@@ -234,7 +235,7 @@ def build_snapshot(
         daemon_pods=dict(stores["daemon_pods"]),
         controlplane_pods=dict(stores["controlplane_pods"]),
         coredns_pods=dict(stores["coredns_pods"]),
-        waiting_pods=dict(stores["pending_pods"]),
+        waiting_pods=join_pod_waits(stores["pending_pods"], stores["events"]),
         daemonset=stores["daemonsets"].get(DAEMONSET),
         controlplane=deployments.get(CONTROLPLANE),
         controlplane_lease=stores["leases"].get(CONTROLPLANE),
