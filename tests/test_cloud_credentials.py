@@ -62,7 +62,8 @@ async def test_static_access_key():
     world = fresh_world()
     async with simulated_cloud(world) as sim:
         assert await poll(make_source(world, sim.url, static_env(world)))
-        assert (await sim.calls())["actions"]["DescribeVSwitches"]["codes"] == {"Success": 1}
+        # Two signed calls: one vSwitch by ID to learn the VPC, then the VPC's listing.
+        assert (await sim.calls())["actions"]["DescribeVSwitches"]["codes"] == {"Success": 2}
 
 
 async def test_legacy_aliyun_env_vars_do_not_override_the_chain(monkeypatch, caplog):

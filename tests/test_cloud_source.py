@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import logging
 import math
 import shutil
@@ -16,7 +17,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support.cloud import render, settings_for, simulated_cloud, static_env, targets_for
 
+from terway_exporter.checks.config import run_checks
 from terway_exporter.collectors import eni, vswitch
+from terway_exporter.collectors.base import ClusterState
 from terway_exporter.collectors.exporter import COLLECTORS as SELF_COLLECTORS
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.simulator.cloud_api import cloud_state
@@ -163,16 +166,192 @@ async def poll_calls(world: World, action: str, targets: CloudTargets | None = N
     return source, calls
 
 
-@pytest.mark.parametrize(("count", "calls"), [(20, 1), (21, 2), (41, 3)])
-async def test_vswitch_ids_are_chunked_by_twenty(count, calls):
+def vswitch_requests(seen: list[dict]) -> list[dict]:
+    return [r["params"] for r in seen if r["action"] == "DescribeVSwitches"]
+
+
+@pytest.mark.parametrize(("count", "calls"), [(50, 1), (51, 2), (101, 3), (120, 3)])
+async def test_target_vswitches_are_listed_by_vpc_fifty_a_page(count, calls):
     world = healthy(vswitches=many_vswitches(count), nodes=[])
-    source, made = await poll_calls(world, "DescribeVSwitches")
-    assert made == calls
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, vpc_id=world.vpc_id)
+        try:
+            assert await source.poll_once()
+            sent = vswitch_requests(await sim.requests())
+        finally:
+            source.close()
+    # One listing of the VPC, page by page; no VSwitchId at all, let alone a comma list.
+    assert sent == [{"RegionId": world.region_id, "VpcId": world.vpc_id, "PageSize": "50", "PageNumber": str(n)}
+                    for n in range(1, calls + 1)]
     assert set(source.hub.cloud.vswitches) == set(world.vswitches)
+    assert source.hub.cloud.missing_vswitches == frozenset()
+
+
+async def test_unknown_vpc_is_found_through_one_vswitch_then_listed():
+    world = healthy(vswitches=many_vswitches(60), nodes=[])
+    first_id = min(world.vswitches)
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)  # no --vpc-id: the VPC comes from a vSwitch
+        try:
+            assert await source.poll_once()
+            first = vswitch_requests(await sim.requests())
+            await sim.reset()
+            assert await source.poll_once()
+            second = vswitch_requests(await sim.requests())
+        finally:
+            source.close()
+    assert first[0] == {"RegionId": world.region_id, "VSwitchId": first_id}  # one ID, as Terway asks
+    assert [r.get("PageNumber") for r in first[1:]] == ["1", "2"]
+    assert all(r["VpcId"] == world.vpc_id for r in first[1:])
+    assert [r.get("PageNumber") for r in second] == ["1", "2"]  # the VPC is known now
+    assert source.hub.cloud.vpc_id == world.vpc_id and set(source.hub.cloud.vswitches) == set(world.vswitches)
+
+
+def two_vpc_world() -> World:
+    vswitches = [*many_vswitches(3), {"id": "vsw-othervpc0001", "zone": "cn-hangzhou-h", "cidr": "172.20.0.0/24",
+                                      "vpc_id": "vpc-another0000000001"}]
+    return healthy(vswitches=vswitches, nodes=[])
+
+
+async def test_vswitch_in_another_vpc_is_asked_by_id_and_cached():
+    world = two_vpc_world()
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, vpc_id=world.vpc_id)
+        try:
+            assert await source.poll_once()
+            first = vswitch_requests(await sim.requests())
+            await sim.reset()
+            assert await source.poll_once()
+            second = vswitch_requests(await sim.requests())
+        finally:
+            source.close()
+    assert first == [{"RegionId": world.region_id, "VpcId": world.vpc_id, "PageSize": "50", "PageNumber": "1"},
+                     {"RegionId": world.region_id, "VSwitchId": "vsw-othervpc0001"}]
+    assert second == first[:1]  # the single-ID answer is cached (vswitch_lookup_ttl)
+    cloud = source.hub.cloud
+    assert set(cloud.vswitches) == set(world.vswitches) and cloud.missing_vswitches == frozenset()
+    assert cloud.vswitches["vsw-othervpc0001"].vpc_id == "vpc-another0000000001"
+    assert cloud.vpc_id == world.vpc_id
+
+
+async def test_single_id_answers_are_asked_again_once_their_ttl_is_over():
+    world = two_vpc_world()
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, vpc_id=world.vpc_id, vswitch_lookup_ttl=0.0)
+        try:
+            for _ in range(3):
+                assert await source.poll_once()
+            sent = vswitch_requests(await sim.requests())
+        finally:
+            source.close()
+    assert sum(1 for r in sent if "VSwitchId" in r) == 3  # a TTL of 0: every poll asks again
+    assert sum(1 for r in sent if "VpcId" in r) == 3
+
+
+async def test_deleted_vswitch_shows_as_missing():
+    world = healthy()
+    gone = sorted(world.vswitches)[0]
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, vpc_id=world.vpc_id)
+        try:
+            assert await source.poll_once()
+            del world.vswitches[gone]  # deleted while the exporter runs
+            await sim.reset()
+            assert await source.poll_once()
+            sent = vswitch_requests(await sim.requests())
+        finally:
+            source.close()
+    assert sent[-1] == {"RegionId": world.region_id, "VSwitchId": gone}  # asked by its ID: an empty answer
+    cloud = source.hub.cloud
+    assert cloud.missing_vswitches == {gone} and set(cloud.vswitches) == set(world.vswitches)
+    assert source.hub.sources["cloud_vswitches"].up
+
+
+def with_eni_config(state: ClusterState, vswitch_ids: list[str]) -> ClusterState:
+    """The hub's state plus an eni-config naming `vswitch_ids` (what the config checks read)."""
+    conf = {"version": "1", "max_pool_size": 5, "min_pool_size": 0, "service_cidr": "172.16.0.0/16",
+            "security_groups": sorted(state.targets.security_group_ids), "vswitches": {"z": vswitch_ids}}
+    return ClusterState(now=state.now, cloud=state.cloud, sources=state.sources, targets=state.targets,
+                        kube=KubeSnapshot(eni_config={"eni_conf": json.dumps(conf)}))
+
+
+def not_found(state: ClusterState) -> set[str]:
+    return {p.object for p in run_checks(state) if p.check == "vswitch_not_found"}
+
+
+async def test_every_vswitch_missing_at_once_is_a_source_failure():
+    world = healthy()
+    configured = sorted(world.vswitches)
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert await source.poll_once()
+            good = source.hub.cloud
+            # The same vSwitches, but the exporter now reaches a region where none of them exists.
+            world.region_id = "cn-beijing"
+            assert not await source.poll_once()
+            state = source.hub.state()
+            world.region_id = "cn-hangzhou"
+            assert await source.poll_once()  # nothing "not found" was cached: back at once
+        finally:
+            source.close()
+    status = state.sources["cloud_vswitches"]
+    assert not status.up
+    assert f"none of the {len(configured)} configured vSwitches exists" in status.error
+    assert state.cloud.vswitches == good.vswitches and state.cloud.missing_vswitches == frozenset()
+    got = values(render(state, (*CLOUD_COLLECTORS, *SELF_COLLECTORS)))
+    assert got[("terway_exporter_source_up", (("source", "cloud_vswitches"),))] == 0
+    for vsw in world.vswitches.values():  # last good values kept
+        key = (("vswitch_id", vsw.vswitch_id),)
+        assert got[("terway_vswitch_available_ip_addresses", key)] == world.available_ips(vsw)
+    assert not_found(with_eni_config(state, configured)) == set()  # not a config problem per vSwitch
+    assert source.hub.sources["cloud_vswitches"].up
+
+
+async def test_every_vswitch_missing_from_the_first_poll_is_a_source_failure():
+    world = healthy()
+    targets = CloudTargets(region_id=world.region_id, vswitch_ids=frozenset({"vsw-typo1", "vsw-typo2"}))
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url, targets)
+        try:
+            assert not await source.poll_once()
+            sent = vswitch_requests(await sim.requests())
+        finally:
+            source.close()
+    state = source.hub.state()
+    assert "none of the 2 configured vSwitches exists" in state.sources["cloud_vswitches"].error
+    assert sent == [{"RegionId": world.region_id, "VSwitchId": "vsw-typo1"},
+                    {"RegionId": world.region_id, "VSwitchId": "vsw-typo2"}]
+    assert state.cloud.vswitches == {} and state.cloud.missing_vswitches == frozenset()
+    assert not_found(with_eni_config(state, ["vsw-typo1", "vsw-typo2"])) == set()
+
+
+async def test_new_targets_all_missing_are_not_judged_while_the_source_is_down():
+    world = healthy()
+    kept = sorted(world.vswitches)[0]
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert await source.poll_once()
+            # eni-config is changed to name two vSwitches this region does not have.
+            source.hub.publish_targets(CloudTargets(region_id=world.region_id,
+                                                    vswitch_ids=frozenset({"vsw-new1", "vsw-new2"})))
+            assert not await source.poll_once()
+            down = with_eni_config(source.hub.state(), ["vsw-new1", "vsw-new2"])
+            source.hub.publish_targets(CloudTargets(region_id=world.region_id,
+                                                    vswitch_ids=frozenset({"vsw-new1", kept})))
+            assert await source.poll_once()
+            partly = with_eni_config(source.hub.state(), ["vsw-new1", kept])
+        finally:
+            source.close()
+    assert not down.sources["cloud_vswitches"].up and not_found(down) == set()
+    # One missing among found ones is a configuration problem, reported as such.
+    assert partly.sources["cloud_vswitches"].up and not_found(partly) == {"vsw-new1"}
+    assert partly.cloud.missing_vswitches == {"vsw-new1"}
 
 
 @pytest.mark.parametrize(("count", "calls"), [(50, 1), (51, 2), (100, 2), (101, 3)])
-async def test_vpc_listing_pages_by_fifty(count, calls):
+async def test_vpc_listing_without_targets_pages_by_fifty(count, calls):
     world = healthy(vswitches=many_vswitches(count), nodes=[])
     source, made = await poll_calls(world, "DescribeVSwitches", CloudTargets(), vpc_id=world.vpc_id)
     assert made == calls
@@ -222,23 +401,35 @@ async def test_instance_types_are_asked_again_after_their_ttl():
 # --------------------------------------------------------------------------- scale
 
 
-async def calls_of_one_poll(nodes: int) -> dict[str, int]:
+async def calls_of_two_polls(nodes: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Requests per action of the first poll and of the next (regular) one, against the scale world."""
     world = load_world("scale", overrides={"nodes": nodes})
     async with simulated_cloud(world) as sim:
         source = source_for(world, sim.url)
         try:
             assert await source.poll_once()
-            calls = await sim.calls()
+            first = await sim.calls()
+            await sim.reset()
+            assert await source.poll_once()
+            regular = await sim.calls()
         finally:
             source.close()
-    return {action: entry["total"] for action, entry in calls["actions"].items()}
+    return tuple({action: entry["total"] for action, entry in calls["actions"].items()} for calls in (first, regular))
 
 
 async def test_calls_per_poll_do_not_grow_with_nodes():
-    small, large = await calls_of_one_poll(10), await calls_of_one_poll(5000)
+    small, large = await calls_of_two_polls(10), await calls_of_two_polls(5000)
     assert small == large
-    assert small["DescribeVSwitches"] == 3  # 60 vSwitch IDs, 20 per call
-    assert sum(small.values()) == 7
+    first, regular = small
+    # 60 vSwitches in one VPC and no --vpc-id: the first poll asks one vSwitch by ID to learn the VPC, then
+    # lists the VPC, 50 a page (2 pages); the next polls list only. (Until the VSwitchId comma lists were
+    # dropped, every poll asked 3 x 20 IDs: 3 calls.)
+    assert first["DescribeVSwitches"] == 3 and regular["DescribeVSwitches"] == 2
+    # Plus one call each for leaked ENIs, the ENI quota and security groups; instance types only on the
+    # first poll (cached for instance_type_ttl).
+    assert first == {"DescribeVSwitches": 3, "DescribeNetworkInterfaces": 1, "GetProductQuota": 1,
+                     "DescribeInstanceTypes": 1, "DescribeSecurityGroups": 1}
+    assert sum(regular.values()) == 5 and "DescribeInstanceTypes" not in regular
 
 
 # --------------------------------------------------------------------------- faults
@@ -249,7 +440,7 @@ async def test_calls_per_poll_do_not_grow_with_nodes():
 async def test_transient_errors_are_retried_and_counted(code):
     world = healthy(cloud={"faults": {"DescribeVSwitches": {"code": code, "first_calls": 2}}})
     async with simulated_cloud(world) as sim:
-        source = source_for(world, sim.url)
+        source = source_for(world, sim.url, vpc_id=world.vpc_id)  # one DescribeVSwitches: the VPC's listing
         try:
             assert await source.poll_once()
             assert requests_of(await sim.calls(), "DescribeVSwitches", code) == 2
@@ -400,7 +591,9 @@ async def test_stays_under_api_rate_while_throttled():
     api_rate = 8.0
     world = load_world("throttled")  # 4 of 5 calls Throttling.User, and at most 5 requests/s
     async with simulated_cloud(world) as sim:
-        source = source_for(world, sim.url, api_rate=api_rate, retry_base_delay=0.05, retry_max_delay=0.2)
+        # --vpc-id given: the poll starts with the VPC's listing (one DescribeVSwitches), not a lookup first.
+        source = source_for(world, sim.url, api_rate=api_rate, retry_base_delay=0.05, retry_max_delay=0.2,
+                            vpc_id=world.vpc_id)
         try:
             # Throttled, the limiter slows polls down a lot: watch three seconds of them.
             with contextlib.suppress(TimeoutError):

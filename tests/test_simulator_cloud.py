@@ -160,13 +160,79 @@ async def test_describe_vswitches_shape_and_filters(serve) -> None:
     assert first["Tags"] == {"Tag": [{"Key": "env", "Value": "test"}]}
     assert (first["VpcId"], first["ZoneId"], first["CidrBlock"], first["Status"]) == (
         "vpc-unit", "cn-hangzhou-h", "192.168.0.0/24", "Available")
-    only = await sim.call(vswitches(VSwitchId="vsw-b,vsw-gone"))
+    only = await sim.call(vswitches(VSwitchId="vsw-b"))
     assert [v["VSwitchId"] for v in only["VSwitches"]["VSwitch"]] == ["vsw-b"]
     assert (await sim.call(vswitches(VSwitchId="vsw-gone")))["VSwitches"]["VSwitch"] == []
     assert (await sim.call(vswitches(ZoneId="cn-hangzhou-i")))["TotalCount"] == 1
     assert (await sim.call(vswitches(VpcId="vpc-other")))["TotalCount"] == 0
-    err = await sim.fail(vswitches(VSwitchId=",".join(f"vsw-{i}" for i in range(21))))
-    assert (err.get_error_code(), err.get_http_status()) == ("InvalidParameter", 400)
+    assert (await sim.call(vswitches(VSwitchName="vsw-a")))["TotalCount"] == 1
+
+
+async def test_describe_vswitches_takes_one_id_not_a_list(serve) -> None:
+    # VSwitchId is "The ID of the vSwitch that you want to query": a comma list is one ID that does not exist.
+    sim = await serve(small_world())
+    for listed in ("vsw-a,vsw-b", "vsw-b,vsw-gone", "vsw-a, vsw-b", "vsw-a,"):
+        body = await sim.call(vswitches(VSwitchId=listed))
+        assert (body["TotalCount"], body["VSwitches"]["VSwitch"]) == (0, []), listed
+    # Other list spellings are not documented parameters at all.
+    for name in ("VSwitchIds", "VSwitchId.1"):
+        req = vswitches()
+        req.add_query_param(name, "vsw-a")
+        err = await sim.fail(req)
+        assert (err.get_error_code(), err.get_http_status()) == ("InvalidParameter", 400), name
+        assert name in err.get_error_msg()
+
+
+@pytest.mark.parametrize("params, code", [
+    ({"PageSize": 51}, "InvalidParameter"),  # "Maximum value: 50"
+    ({"PageSize": 100}, "InvalidParameter"),
+    ({"PageSize": 0}, "InvalidParameter"),
+    ({"PageNumber": 0}, "InvalidParameter"),
+    ({"PageSize": "ten"}, "InvalidParameter"),
+    ({"MaxResults": 50}, "InvalidParameter"),  # VPC DescribeVSwitches pages by number, not by token
+    ({"NextToken": "abc"}, "InvalidParameter"),
+    ({"IsDefault": "true"}, "Simulator.UnsupportedParameter"),  # documented, not modelled
+    ({"Tag.1.Key": "env"}, "Simulator.UnsupportedParameter"),
+    ({"Tag.21.Key": "env"}, "InvalidParameter"),  # "up to 20 tag keys"
+])
+async def test_describe_vswitches_refuses_undocumented_forms(serve, params: dict, code: str) -> None:
+    sim = await serve(small_world())
+    req = vswitches()
+    for name, value in params.items():
+        req.add_query_param(name, value)
+    err = await sim.fail(req)
+    assert (err.get_error_code(), err.get_http_status()) == (code, 400)
+    counted = (await sim.calls())["actions"]["DescribeVSwitches"]
+    assert counted["codes"] == {code: 1} and counted["statuses"] == {"400": 1}
+
+
+async def test_describe_vswitches_needs_a_region_or_a_vpc(serve) -> None:
+    sim = await serve(small_world())
+    req = CommonRequest(domain=sim.host, version="2016-04-28", action_name="DescribeVSwitches")
+    req.set_method("POST")
+    req.add_query_param("RegionId", "")  # the SDK adds the client's region unless the request has one
+    err = await sim.fail(req)
+    assert (err.get_error_code(), err.get_http_status()) == ("MissingParameter", 400)
+    req = CommonRequest(domain=sim.host, version="2016-04-28", action_name="DescribeVSwitches")
+    req.set_method("POST")
+    req.add_query_param("RegionId", "")
+    req.add_query_param("VpcId", "vpc-unit")
+    assert (await sim.call(req))["TotalCount"] == 2
+    other_region = vswitches()
+    other_region.add_query_param("RegionId", "cn-beijing")
+    assert (await sim.call(other_region))["TotalCount"] == 0  # the world is in cn-hangzhou
+
+
+async def test_deprecated_ecs_describe_vswitches_documents_fewer_filters(serve) -> None:
+    sim = await serve(small_world())
+    req = CommonRequest(domain=sim.host, version="2014-05-26", action_name="DescribeVSwitches")
+    req.set_method("POST")
+    req.add_query_param("VSwitchId", "vsw-a")
+    assert (await sim.call(req))["TotalCount"] == 1
+    req = CommonRequest(domain=sim.host, version="2014-05-26", action_name="DescribeVSwitches")
+    req.set_method("POST")
+    req.add_query_param("VSwitchName", "vsw-a")  # a VPC filter the ECS twin does not document
+    assert (await sim.fail(req)).get_error_code() == "InvalidParameter"
 
 
 @pytest.mark.parametrize("count, pages", [(50, [50]), (51, [50, 1]), (100, [50, 50]), (101, [50, 50, 1])])
@@ -180,8 +246,8 @@ async def test_describe_vswitches_page_boundaries(serve, count: int, pages: list
     after = await sim.call(vswitches(PageSize=50, PageNumber=len(pages) + 1))
     assert after["VSwitches"]["VSwitch"] == []
     assert seen == sorted(sim.world.vswitches)
-    capped = await sim.call(vswitches(PageSize=100))
-    assert capped["PageSize"] == 50 and len(capped["VSwitches"]["VSwitch"]) == 50
+    by_vpc = await sim.call(vswitches(VpcId="vpc-many", PageSize=50, PageNumber=len(pages)))
+    assert by_vpc["TotalCount"] == count and len(by_vpc["VSwitches"]["VSwitch"]) == pages[-1]
 
 
 # --------------------------------------------------------------------------- DescribeNetworkInterfaces
@@ -328,6 +394,95 @@ async def test_get_product_quota_form_body(serve) -> None:
     err = await sim.fail(quota_request(code="q_something-else"))
     assert (err.get_error_code(), err.get_http_status()) == ("QUOTA.NOT.FOUND", 400)
     assert (await sim.fail(quota_request(region=""))).get_error_code() == "QUOTA.DIMENSION.MISS"
+
+
+def rpc(version: str, action: str, **params: Any) -> CommonRequest:
+    """A request with exactly these parameters (and RegionId, which the SDK adds unless given)."""
+    req = CommonRequest(version=version, action_name=action)
+    req.set_method("POST")
+    for name, value in params.items():
+        req.add_query_param(name, value)
+    return req
+
+
+ECS, QUOTAS = "2014-05-26", "2020-05-10"
+MANY_SGS = json.dumps([f"sg-{i}" for i in range(101)])
+
+
+@pytest.mark.parametrize("action, params, code", [
+    # DescribeNetworkInterfaces
+    ("DescribeNetworkInterfaces", {"RegionId": ""}, "MissingParameter"),  # RegionId is required
+    ("DescribeNetworkInterfaces", {"NetworkInterfaceIds": "eni-a"}, "InvalidParameter"),  # the name is .N
+    ("DescribeNetworkInterfaces", {"NetworkInterfaceId": "eni-a"}, "InvalidParameter"),  # not a bare name
+    ("DescribeNetworkInterfaces", {"NetworkInterfaceId.101": "eni-a"}, "InvalidParameter"),  # N: 1 to 100
+    ("DescribeNetworkInterfaces", {"VpcIds": "vpc-unit"}, "InvalidParameter"),
+    ("DescribeNetworkInterfaces", {"Status": "Available,InUse"}, "InvalidParameter"),  # one status
+    ("DescribeNetworkInterfaces", {"PageSize": 1001}, "InvalidParameter"),  # valid values 1 to 1000
+    ("DescribeNetworkInterfaces", {"Tag.21.Key": "creator"}, "InvalidParameter"),  # N: 1 to 20
+    ("DescribeNetworkInterfaces", {"Ipv6Address.1": "2408::1"}, "Simulator.UnsupportedParameter"),
+    # DescribeInstanceTypes
+    ("DescribeInstanceTypes", {"InstanceTypes.11": "ecs.g7.xlarge"}, "InvalidParameter"),  # 1 to 10 types
+    ("DescribeInstanceTypes", {"InstanceType": "ecs.g7.xlarge"}, "InvalidParameter"),
+    ("DescribeInstanceTypes", {"InstanceTypeIds.1": "ecs.g7.xlarge"}, "InvalidParameter"),
+    ("DescribeInstanceTypes", {"MaxResults": 101}, "InvalidParameter"),  # 100 since November 15, 2023
+    ("DescribeInstanceTypes", {"MaxResults": 1600}, "InvalidParameter"),
+    ("DescribeInstanceTypes", {"MaxResults": 0}, "InvalidParameter"),
+    ("DescribeInstanceTypes", {"MinimumEniQuantity": 2}, "Simulator.UnsupportedParameter"),
+    # DescribeSecurityGroups
+    ("DescribeSecurityGroups", {"RegionId": ""}, "MissingParameter"),
+    ("DescribeSecurityGroups", {"SecurityGroupIds": "sg-a,sg-b"}, "InvalidParameter"),  # a JSON array
+    ("DescribeSecurityGroups", {"SecurityGroupIds": MANY_SGS}, "InvalidParameter"),  # up to 100 IDs
+    ("DescribeSecurityGroups", {"SecurityGroupIds.1": "sg-a"}, "InvalidParameter"),
+    ("DescribeSecurityGroups", {"MaxResults": 101}, "InvalidParameter"),  # maximum 100
+    ("DescribeSecurityGroups", {"PageSize": 51}, "InvalidParameter"),  # maximum 50
+    ("DescribeSecurityGroups", {"SecurityGroupType": "normal"}, "Simulator.UnsupportedParameter"),
+    # DescribeAccountAttributes
+    ("DescribeAccountAttributes", {"RegionId": ""}, "MissingParameter"),
+    ("DescribeAccountAttributes", {"AttributeName.9": "max-security-groups"}, "InvalidParameter"),  # N: 1 to 8
+    ("DescribeAccountAttributes", {"AttributeNames": "max-elastic-network-interfaces"}, "InvalidParameter"),
+    ("DescribeAccountAttributes", {"AttributeName": "max-elastic-network-interfaces"}, "InvalidParameter"),
+])
+async def test_ecs_actions_refuse_undocumented_forms(serve, action: str, params: dict, code: str) -> None:
+    sim = await serve(small_world())
+    err = await sim.fail(rpc(ECS, action, **params))
+    assert (err.get_error_code(), err.get_http_status()) == (code, 400)
+    counted = (await sim.calls())["actions"][action]
+    assert counted == {"total": 1, "codes": {code: 1}, "statuses": {"400": 1}}
+
+
+@pytest.mark.parametrize("params, code", [
+    ({"ProductCode": "ecs", "QuotaActionCode": "q_elastic-network-interfaces", "Dimensions.1.Key": "regionId"},
+     "QUOTA.DIMENSION.MISS"),  # Key and Value must be set together
+    ({"ProductCode": "ecs", "QuotaActionCode": "q_elastic-network-interfaces", "Dimensions.1.Name": "regionId",
+      "Dimensions.1.Value": "cn-hangzhou"}, "InvalidParameter"),
+    ({"ProductCode": "ecs", "QuotaActionCode": "q_elastic-network-interfaces", "Dimension.1.Key": "regionId",
+      "Dimension.1.Value": "cn-hangzhou"}, "InvalidParameter"),
+    ({"ProductCode": "ecs", "QuotaActionCode": "q_elastic-network-interfaces",
+      "Dimensions": '[{"Key": "regionId", "Value": "cn-hangzhou"}]'}, "InvalidParameter"),  # flat .N only
+])
+async def test_get_product_quota_refuses_undocumented_forms(serve, params: dict, code: str) -> None:
+    sim = await serve(small_world())
+    err = await sim.fail(rpc(QUOTAS, "GetProductQuota", **params))
+    assert (err.get_error_code(), err.get_http_status()) == (code, 400)
+
+
+async def test_documented_page_size_rules(serve) -> None:
+    types = [{"type": f"ecs.sim{i}.large", "eni_quantity": 3, "ips_per_eni": 6} for i in range(130)]
+    sim = await serve(small_world(instance_types=types, nodes=[]))
+    # DescribeInstanceTypes: without NextToken only the first 100 come back.
+    first = await sim.call(rpc(ECS, "DescribeInstanceTypes"))
+    assert len(first["InstanceTypes"]["InstanceType"]) == 100 and first["NextToken"]
+    rest = await sim.call(rpc(ECS, "DescribeInstanceTypes", MaxResults=100, NextToken=first["NextToken"]))
+    assert len(rest["InstanceTypes"]["InstanceType"]) == 30 and rest["NextToken"] == ""
+    # A comma list in one InstanceTypes.N is one (unknown) type.
+    listed = await sim.call(rpc(ECS, "DescribeInstanceTypes", **{"InstanceTypes.1": "ecs.sim1.large,ecs.sim2.large"}))
+    assert listed["InstanceTypes"]["InstanceType"] == []
+    # DescribeSecurityGroups: MaxResults defaults to 10.
+    groups = await sim.call(rpc(ECS, "DescribeSecurityGroups", MaxResults=1))
+    assert len(groups["SecurityGroups"]["SecurityGroup"]) == 1 and groups["NextToken"]
+    # Documented account-identity parameters change nothing.
+    assert (await sim.call(rpc(ECS, "DescribeSecurityGroups", OwnerId="1", ResourceOwnerAccount="x")))[
+        "TotalCount"] == 2
 
 
 async def test_describe_instances(serve) -> None:
@@ -632,7 +787,8 @@ async def test_problem_scenarios_show_their_problem(serve) -> None:
     absent = configured - set(missing.vswitches)
     sim = await serve(missing)
     assert len(absent) == 1
-    assert (await sim.call(vswitches(VSwitchId=",".join(sorted(configured)))))["TotalCount"] == len(configured) - 1
+    for vsw_id in sorted(configured):
+        assert (await sim.call(vswitches(VSwitchId=vsw_id)))["TotalCount"] == (vsw_id not in absent)
 
     throttled = await serve(load_world("throttled"))
     codes = []

@@ -179,10 +179,15 @@ def vswitch_not_found(ctx: _Context) -> Iterable[Problem]:
 
     Terway cannot use it: creating an ENI in it fails (`InvalidVSwitchId.NotFound`; Node CR event
     `CreateENIFailed`, pod/Node event `AllocIPFailed`), and when it is the zone's only vSwitch no new
-    IP can be allocated in that zone. Silent until the cloud source has read vSwitches.
+    IP can be allocated in that zone. Silent until the cloud source has read vSwitches, and while its
+    vSwitch step is down (e.g. every configured vSwitch came back missing at once, which the source
+    reports as its own failure): then only its last good answer's missing vSwitches are reported.
     """
     cloud = ctx.state.cloud
     configured = _configured(ctx, _vswitches)
+    status = ctx.state.sources.get("cloud_vswitches")  # the step's name in sources/cloud/source.py
+    if status is not None and not status.up:
+        configured = {k: v for k, v in configured.items() if k in cloud.missing_vswitches}
     for vsw, where in _not_found(configured, cloud.vswitches, cloud.missing_vswitches,
                                  ctx.state.targets.vswitch_ids):
         yield Problem("vswitch_not_found", vsw,

@@ -5,13 +5,15 @@
 
 Point the legacy SDK (or the exporter's --ecs-endpoint / --vpc-endpoint / --quotas-endpoint)
 at `base_url`: requests are routed by their `Version` (the product) and `Action`, checked
-like the real gateway does (signature, credentials, nonce, timestamp), then answered from
-the World, so every call sees the world as it is now. The scenario's `cloud.faults`
+like the real gateway does (signature, credentials, nonce, timestamp), checked against what the
+action's API reference documents (cloud_contract.py), then answered from the World, so every
+call sees the world as it is now. The scenario's `cloud.faults`
 (see cloud_faults.py) inject throttling, server errors, RAM denials and latency.
 
 Control endpoints for tests and the benchmark:
 - `GET /_sim/cloud/calls`: requests per action, by result code and HTTP status;
-- `GET /_sim/cloud/requests`: the most recent requests with their time (for rate checks);
+- `GET /_sim/cloud/requests`: the most recent requests with their time (for rate checks) and
+  their action parameters (the common signature parameters left out);
 - `POST /_sim/cloud/reset`: zero the counters and restart fault call numbering.
 """
 
@@ -29,6 +31,7 @@ from aiohttp import web
 
 from . import cloud_ecs, cloud_quotas, cloud_vpc
 from .cloud_auth import NonceLedger, authenticate, parse_params
+from .cloud_contract import COMMON, check_documented
 from .cloud_faults import FaultInjector, parse_faults
 from .cloud_http import ApiError, error_response, json_response, new_request_id, start_app
 from .world import ScenarioError, World
@@ -75,12 +78,13 @@ class CallCounters:
     statuses: dict[str, dict[str, int]] = field(default_factory=dict)
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_REQUESTS))
 
-    def record(self, action: str, code: str, status: int, at: float) -> None:
+    def record(self, action: str, code: str, status: int, at: float, params: dict[str, str] | None = None) -> None:
         by_code = self.codes.setdefault(action, {})
         by_code[code] = by_code.get(code, 0) + 1
         by_status = self.statuses.setdefault(action, {})
         by_status[str(status)] = by_status.get(str(status), 0) + 1
-        self.recent.append({"time": at, "action": action, "code": code, "status": status})
+        shown = {k: v for k, v in (params or {}).items() if k not in COMMON or k == "RegionId"}
+        self.recent.append({"time": at, "action": action, "code": code, "status": status, "params": shown})
 
     def as_json(self) -> dict[str, Any]:
         actions = {
@@ -143,9 +147,9 @@ async def _rpc(request: web.Request) -> web.Response:
     try:
         body = await _answer(state, request.method, params, product)
     except ApiError as err:
-        state.calls.record(action or "(none)", err.code, err.status, state.clock())
+        state.calls.record(action or "(none)", err.code, err.status, state.clock(), params)
         return error_response(err, request_id, product.host_id(state.world.region_id), product.name)
-    state.calls.record(action, "Success", 200, state.clock())
+    state.calls.record(action, "Success", 200, state.clock(), params)
     return json_response({"RequestId": request_id, **body}, 200, request_id)
 
 
@@ -159,6 +163,7 @@ async def _answer(state: CloudState, method: str, params: dict[str, str], produc
         await asyncio.sleep(decision.delay_seconds)
     if decision.error:
         raise decision.error
+    check_documented(params)  # only the parameter forms the action's API reference documents
     try:
         return handler(state.world, params)
     except ApiError:

@@ -1,11 +1,23 @@
 """ECS (2014-05-26) actions of the simulated cloud, derived from the World on every call.
 
-Shapes and limits follow alicloud-api.md §1: ENI tags are TagKey/TagValue, the ENI list
-pages with MaxResults 10..500 + NextToken (or the deprecated PageNumber/PageSize, up to
-1000), DescribeInstanceTypes takes up to 10 `InstanceTypes.N`, ID lists of
-DescribeSecurityGroups / DescribeInstances are JSON-array strings, and
-DescribeAccountAttributes answers every value as a string. IDs that do not exist are
-absent from list results, as on the real API.
+Each action answers only the forms its API reference documents (the references are listed in
+docs/api-contract.md; cloud_contract.py refuses undocumented parameter names):
+
+- DescribeNetworkInterfaces: `RegionId` required; `MaxResults` 10..500 ("less than 10 ... the
+  default value is 10", "greater than 500 ... the default value is 500") + `NextToken`, or the
+  deprecated `PageNumber`/`PageSize` (1..1000); `NetworkInterfaceId.N`, `PrivateIpAddress.N`
+  (N up to 100), `Tag.N.Key/Value` (N up to 20); `Status` one of Available, Attaching, InUse,
+  Detaching, Deleting. ENI tags are TagKey/TagValue.
+- DescribeInstanceTypes: `InstanceTypes.N` (N up to 10); `MaxResults` 1..100 ("As of November 15,
+  2023, only 100 can be used as the maximum value of MaxResults"; without NextToken only the first
+  100 entries come back) + `NextToken`.
+- DescribeSecurityGroups: `RegionId` required; `SecurityGroupIds` is a JSON array of up to 100 IDs;
+  `MaxResults` up to 100 (default 10) + `NextToken`, or the deprecated `PageNumber`/`PageSize` (up to 50).
+- DescribeAccountAttributes: `RegionId` required; `AttributeName.N` (N up to 8); every value is a string.
+
+Values outside a documented range that the reference does not say are brought into range are
+refused with InvalidParameter (HTTP 400; the code the real API answers is **unverified**). IDs that
+do not exist are absent from list results.
 """
 
 from __future__ import annotations
@@ -21,10 +33,14 @@ from .cloud_params import any_page, iso_time, json_list, matches, repeat_list, t
 from .cloud_vpc import OWNER_ID
 from .world import World, WorldEni, WorldInstanceType, WorldNode
 
-MAX_ENI_IDS = 100
-MAX_TAG_FILTERS = 20
-MAX_INSTANCE_TYPES = 10
-MAX_ATTRIBUTE_NAMES = 8
+ENI_STATUSES = frozenset({"Available", "Attaching", "InUse", "Detaching", "Deleting"})
+INSTANCE_TYPE_PAGE_MAX = 100
+
+
+def require_region(params: dict[str, str]) -> None:
+    if not params.get("RegionId"):
+        raise ApiError("MissingParameter", message=(
+            "The input parameter \"RegionId\" that is mandatory for processing this request is not supplied."))
 
 
 # --------------------------------------------------------------------------- ENIs
@@ -50,7 +66,8 @@ def eni_views(world: World) -> Iterator[EniView]:
 
 
 def eni_tags(world: World, eni: WorldEni) -> list[dict[str, str]]:
-    """Terway's tags (terway.md §6.5): creator, plus the cluster ID on controller-made ENIs."""
+    """Terway's tags (types/aliyun.go at v1.17.5): creator, plus the cluster ID (ack.aliyun.com) on
+    controller-made ENIs."""
     if not eni.creator:
         return []
     tags = [{"TagKey": "creator", "TagValue": eni.creator}]
@@ -97,10 +114,9 @@ def _eni_filter(world: World, params: dict[str, str]):
     ids = set(repeat_list(params, "NetworkInterfaceId"))
     ips = set(repeat_list(params, "PrivateIpAddress"))
     tags = tag_filters(params)
-    if len(ids) > MAX_ENI_IDS:
-        raise invalid_parameter("NetworkInterfaceId", f"{len(ids)} IDs")
-    if len(tags) > MAX_TAG_FILTERS:
-        raise invalid_parameter("Tag", f"{len(tags)} tags")
+    status = params.get("Status")
+    if status and status not in ENI_STATUSES:
+        raise invalid_parameter("Status", status)
     group = params.get("SecurityGroupId")
     if group and group not in world.security_groups:
         raise ApiError("InvalidSecurityGroupId.NotFound")
@@ -133,12 +149,13 @@ def _eni_filter(world: World, params: dict[str, str]):
 
 
 def describe_network_interfaces(world: World, params: dict[str, str]) -> dict[str, Any]:
+    require_region(params)
     if not matches(params, "RegionId", world.region_id):
         found: list[EniView] = []
     else:
         keep = _eni_filter(world, params)
         found = [view for view in eni_views(world) if keep(view)]
-    page, paging = any_page(found, params, token=(10, 10, 500), numbered=(10, 1000))
+    page, paging = any_page(found, params, token=(10, 10, 500), clamp=True, numbered=(10, 1000))
     return {**paging, "NetworkInterfaceSets": {"NetworkInterfaceSet": [eni_item(world, v) for v in page]}}
 
 
@@ -172,12 +189,11 @@ def instance_type_item(it: WorldInstanceType) -> dict[str, Any]:
 
 def describe_instance_types(world: World, params: dict[str, str]) -> dict[str, Any]:
     wanted = repeat_list(params, "InstanceTypes")
-    if len(wanted) > MAX_INSTANCE_TYPES:
-        raise invalid_parameter("InstanceTypes", f"{len(wanted)} types")
     found = [it for it in world.instance_types.values()
              if (not wanted or it.instance_type in wanted)
              and matches(params, "InstanceTypeFamily", ".".join(it.instance_type.split(".")[:2]))]
-    page, paging = token_page(found, params, minimum=1, default=1600, maximum=1600)
+    page, paging = token_page(found, params, minimum=1, default=INSTANCE_TYPE_PAGE_MAX,
+                              maximum=INSTANCE_TYPE_PAGE_MAX, clamp=False)
     return {"NextToken": paging["NextToken"], "InstanceTypes": {"InstanceType": [instance_type_item(it) for it in page]}}
 
 
@@ -185,6 +201,7 @@ def describe_instance_types(world: World, params: dict[str, str]) -> dict[str, A
 
 
 def describe_security_groups(world: World, params: dict[str, str]) -> dict[str, Any]:
+    require_region(params)
     wanted = json_list(params, "SecurityGroupIds", limit=100)
     found = [
         sg for sg in world.security_groups.values()
@@ -192,7 +209,7 @@ def describe_security_groups(world: World, params: dict[str, str]) -> dict[str, 
         and matches(params, "SecurityGroupId", sg.security_group_id) and matches(params, "VpcId", sg.vpc_id)
         and matches(params, "SecurityGroupName", sg.name)
     ]
-    page, paging = any_page(found, params, token=(1, 10, 100), numbered=(10, 50))
+    page, paging = any_page(found, params, token=(1, 10, 100), clamp=False, numbered=(10, 50))
     items = [{
         "SecurityGroupId": sg.security_group_id, "SecurityGroupName": sg.name, "SecurityGroupType": "normal",
         "VpcId": sg.vpc_id, "CreationTime": iso_time(world.started_at - 30 * 86400), "Description": "",
@@ -224,9 +241,8 @@ def _attribute_values(world: World) -> dict[str, list[str]]:
 
 
 def describe_account_attributes(world: World, params: dict[str, str]) -> dict[str, Any]:
+    require_region(params)
     names = repeat_list(params, "AttributeName")
-    if len(names) > MAX_ATTRIBUTE_NAMES:
-        raise invalid_parameter("AttributeName", f"{len(names)} names")
     values = _attribute_values(world)
     items = [
         {"AttributeName": name, "AttributeValues": {"ValueItem": [
@@ -270,5 +286,5 @@ def describe_instances(world: World, params: dict[str, str]) -> dict[str, Any]:
         and matches(params, "ZoneId", node.zone_id) and matches(params, "InstanceType", node.instance_type)
         and matches(params, "Status", "Running")
     ]
-    page, paging = any_page(found, params, token=(10, 10, 100), numbered=(10, 100))
+    page, paging = any_page(found, params, token=(10, 10, 100), clamp=True, numbered=(10, 100))
     return {**paging, "Instances": {"Instance": [instance_item(world, n) for n in page]}}

@@ -3,7 +3,15 @@
 RPC parameters arrive flat: lists as `Name.1..N` (RepeatList), tags as `Tag.N.Key/Value`,
 some ID lists as a JSON-array string (`SecurityGroupIds`, `InstanceIds`). Paging comes in
 two styles: `PageNumber`/`PageSize` (TotalCount tells the client when to stop) and
-`MaxResults`/`NextToken` (an empty NextToken ends the listing, alicloud-api.md §1.1).
+`MaxResults`/`NextToken` (an empty or absent NextToken ends the listing: "If the response does
+not include NextToken, the current page of results is the last page", DescribeSecurityGroups,
+https://alibabacloud.com/help/doc-detail/25556.htm; Terway stops on `NextToken == ""` too,
+pkg/aliyun/client/ecs.go at v1.17.5).
+
+A page size outside what the action's reference documents is either brought into range, where
+the reference says so (DescribeNetworkInterfaces: "If this parameter is set to a value greater
+than 500, the default value is 500"), or refused with InvalidParameter, where the reference only
+gives a range (the code the real API answers then is **unverified**).
 """
 
 from __future__ import annotations
@@ -66,14 +74,18 @@ def uses_token_paging(params: dict[str, str]) -> bool:
 
 
 def token_page(items: Sequence[T], params: dict[str, str], *, minimum: int, default: int,
-               maximum: int) -> tuple[Sequence[T], dict[str, Any]]:
+               maximum: int, clamp: bool) -> tuple[Sequence[T], dict[str, Any]]:
     """One MaxResults/NextToken page and the response fields that describe it.
 
-    MaxResults below `minimum` (or unset) means `default`, above `maximum` means `maximum`,
-    as the API metadata documents; NextToken is "" on the last page.
+    With `clamp`, MaxResults below `minimum` (or unset) means `default` and above `maximum` means
+    `maximum`, as DescribeNetworkInterfaces documents; without it, a value outside
+    [minimum, maximum] is refused. NextToken is "" on the last page.
     """
     size = int_param(params, "MaxResults", default)
-    size = default if size < minimum else min(size, maximum)
+    if clamp:
+        size = default if size < minimum else min(size, maximum)
+    elif not minimum <= size <= maximum:
+        raise out_of_range("MaxResults", size, minimum, maximum)
     start = decode_token(params.get("NextToken", ""))
     page = items[start:start + size]
     end = start + len(page)
@@ -82,12 +94,22 @@ def token_page(items: Sequence[T], params: dict[str, str], *, minimum: int, defa
 
 def number_page(items: Sequence[T], params: dict[str, str], *, default: int,
                 maximum: int) -> tuple[Sequence[T], dict[str, Any]]:
-    """One PageNumber/PageSize page; PageSize is capped at `maximum` (a simulator choice)."""
-    number = max(int_param(params, "PageNumber", 1), 1)
+    """One PageNumber/PageSize page. PageSize must be 1..`maximum` (the documented range) and
+    PageNumber at least 1; anything else is refused with InvalidParameter."""
+    number = int_param(params, "PageNumber", 1)
+    if number < 1:
+        raise out_of_range("PageNumber", number, 1, None)
     size = int_param(params, "PageSize", default)
-    size = default if size < 1 else min(size, maximum)
+    if not 1 <= size <= maximum:
+        raise out_of_range("PageSize", size, 1, maximum)
     start = (number - 1) * size
     return items[start:start + size], {"TotalCount": len(items), "PageNumber": number, "PageSize": size}
+
+
+def out_of_range(name: str, value: int, minimum: int, maximum: int | None) -> ApiError:
+    bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+    return ApiError("InvalidParameter", message=(
+        f"The specified parameter {name} ({value}) is not valid: the API reference documents values {bound}."))
 
 
 def encode_token(offset: int) -> str:
@@ -113,14 +135,15 @@ def matches(params: dict[str, str], name: str, value: str) -> bool:
     return not wanted or wanted == value
 
 
-def any_page(items: Sequence[T], params: dict[str, str], *, token: tuple[int, int, int],
+def any_page(items: Sequence[T], params: dict[str, str], *, token: tuple[int, int, int], clamp: bool,
              numbered: tuple[int, int]) -> tuple[Sequence[T], dict[str, Any]]:
     """Token paging when the request uses MaxResults/NextToken, else PageNumber/PageSize.
 
-    `token` is (minimum, default, maximum) MaxResults; `numbered` is (default, maximum) PageSize.
+    `token` is (minimum, default, maximum) MaxResults, `clamp` as in token_page; `numbered` is
+    (default, maximum) PageSize.
     """
     if uses_token_paging(params):
         minimum, default, maximum = token
-        return token_page(items, params, minimum=minimum, default=default, maximum=maximum)
+        return token_page(items, params, minimum=minimum, default=default, maximum=maximum, clamp=clamp)
     page, paging = number_page(items, params, default=numbered[0], maximum=numbered[1])
     return page, {**paging, "NextToken": ""}

@@ -1,10 +1,14 @@
 """Quota Center (quotas, 2020-05-10) GetProductQuota for the ECS ENI quota.
 
-The legacy request is a POST with a form body: ProductCode=ecs,
-QuotaActionCode=q_elastic-network-interfaces, Dimensions.1.Key=regionId,
-Dimensions.1.Value=<region> (alicloud-api.md §1.5). TotalQuota and TotalUsage are numbers
-(floats) here, unlike DescribeAccountAttributes' string Value. Error codes are the Quota
-Center's own upper-case ones (QUOTA.NOT.FOUND, QUOTA.DIMENSION.MISS, MissingProductCode).
+The legacy SDK sends it as a POST with a form body: ProductCode=ecs,
+QuotaActionCode=q_elastic-network-interfaces, Dimensions.1.Key=regionId, Dimensions.1.Value=<region>.
+The reference
+(https://www.alibabacloud.com/help/id/quota-center/developer-reference/api-quotas-2020-05-10-getproductquota)
+says ECS quotas take dimensions and that `Dimensions.N.Key` and `Dimensions.N.Value` must be set
+together: a Key without its Value is refused like a missing dimension. TotalQuota and TotalUsage
+are numbers (floats) here, unlike DescribeAccountAttributes' string Value. Error codes are Quota
+Center's own upper-case ones (QUOTA.NOT.FOUND, QUOTA.DIMENSION.MISS, MissingProductCode); their
+exact wording and HTTP statuses are **unverified**.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ def get_product_quota(world: World, params: dict[str, str]) -> dict[str, Any]:
         raise ApiError("MissingProductCode")
     if (product, params.get("QuotaActionCode", "")) != ENI_QUOTA:
         raise ApiError("QUOTA.NOT.FOUND")
-    region = dimensions(params).get("regionId")
-    if not region:
+    dims = dimensions(params)
+    region = dims.get("regionId")
+    if not region or not all(dims.values()):
         raise ApiError("QUOTA.DIMENSION.MISS")
     usage = world.quota_usage() if region == world.region_id else 0
     return {"Quota": {

@@ -1,11 +1,22 @@
 """VPC (2016-04-28) actions of the simulated cloud, derived from the World on every call.
 
-DescribeVSwitches: PageNumber/PageSize paging (PageSize max 50, default 10; no NextToken),
-filters VpcId, VSwitchId, ZoneId, VSwitchName. An unknown VSwitchId is simply absent from
-the result, which is how Terway detects a missing vSwitch (alicloud-api.md §2.1).
-VSwitchId also takes a comma-separated list of up to 20 IDs (the ROS data source's
-documented limit; the API's own cap is unverified, so the simulator refuses more than 20
-with InvalidParameter to keep clients honest about chunking).
+DescribeVSwitches, as its reference documents it
+(https://www.alibabacloud.com/help/en/vpc/developer-reference/api-vpc-2016-04-28-describevswitches):
+
+- `VSwitchId` is "The ID of the vSwitch that you want to query": one ID. The value is compared
+  whole, so a comma-separated list is simply an ID that does not exist and matches nothing. An ID
+  that does not exist is absent from the answer (an empty list, not an error): Terway's
+  DescribeVSwitchByID turns an empty list into "not found" (pkg/aliyun/client/vpc_service.go at
+  v1.17.5).
+- Paging is `PageNumber` (default 1) / `PageSize` ("Maximum value: 50. Default value: 10"); there is
+  no NextToken. A PageSize outside 1..50 or a PageNumber below 1 is refused with InvalidParameter
+  (the real code for that is **unverified**).
+- "Specify at least one of the RegionId and VpcId parameters": neither answers MissingParameter.
+- Filters the simulator models: `VpcId`, `VSwitchId`, `ZoneId`, `VSwitchName`; the other documented
+  ones are refused as unsupported and undocumented names as invalid (cloud_contract.py).
+
+The deprecated ECS twin (2014-05-26) is answered by the same function; its own reference documents
+fewer parameters (no VSwitchName), which cloud_contract.py enforces.
 """
 
 from __future__ import annotations
@@ -19,7 +30,6 @@ from .cloud_params import iso_time, matches, number_page
 from .world import World, WorldVSwitch
 
 OWNER_ID = 1234567890123456  # the simulated account's UID
-MAX_VSWITCH_IDS = 20
 VSWITCH_PAGE_MAX = 50
 
 
@@ -45,14 +55,14 @@ def vswitch_item(world: World, vsw: WorldVSwitch, used: dict[str, int]) -> dict[
 
 
 def describe_vswitches(world: World, params: dict[str, str]) -> dict[str, Any]:
-    wanted = [v for v in params.get("VSwitchId", "").split(",") if v]
-    if len(wanted) > MAX_VSWITCH_IDS:
-        raise ApiError("InvalidParameter", message=(
-            f"The specified parameter VSwitchId is not valid: at most {MAX_VSWITCH_IDS} IDs are allowed."))
+    if not params.get("RegionId") and not params.get("VpcId"):
+        raise ApiError("MissingParameter", message=(
+            "The input parameter \"RegionId\" or \"VpcId\" that is mandatory for processing this request "
+            "is not supplied."))
     found = [
         vsw for vsw in world.vswitches.values()
         if matches(params, "RegionId", world.region_id)
-        and (not wanted or vsw.vswitch_id in wanted)
+        and matches(params, "VSwitchId", vsw.vswitch_id)  # one ID, compared whole
         and matches(params, "VpcId", vsw.vpc_id)
         and matches(params, "ZoneId", vsw.zone_id)
         and matches(params, "VSwitchName", vsw.name)

@@ -27,6 +27,8 @@ class CloudSettings:
     api_rate: float = 5.0  # requests per second, all APIs together
     leak_grace_period: float = 900.0  # an Available Terway ENI older than this is leaked
     instance_type_ttl: float = 6 * 3600.0  # instance type limits change only with new types
+    # a configured vSwitch outside the listed VPC is asked for by ID; its answer is reused this long
+    vswitch_lookup_ttl: float = 900.0
     max_workers: int = 4  # threads running blocking SDK calls
     max_attempts: int = 4  # attempts per API call (first try included)
     retry_base_delay: float = 0.5  # seconds; doubled per retry, with jitter

@@ -4,7 +4,8 @@ A regular poll (every `poll_interval`) makes a number of calls that depends on t
 configuration (vSwitch and security group IDs, instance types, leaked ENIs), never
 on the number of nodes:
 
-- DescribeVSwitches for the target vSwitch IDs, or every vSwitch of the VPC;
+- DescribeVSwitches for every vSwitch of the VPC (by VpcId, 50 a page), plus one call per
+  target vSwitch outside that listing whose cached single-ID answer has expired;
 - DescribeNetworkInterfaces(VpcId, Status=Available) for detached Terway ENIs (the collectors
   call those leaked unless a PodENI references them);
 - GetProductQuota, else DescribeAccountAttributes, for the ENI quota; without Quota Center's
@@ -44,7 +45,7 @@ from .client import CloudApiError, CloudClient
 from .credentials import ChainProvider, CredentialOptions, ProviderSigner, default_provider, scrub
 from .ratelimit import RateLimiter
 from .settings import CloudSettings
-from .snapshot import QUOTA_CENTER, VPC_CENSUS, Eni, EniCensus, InstanceTypeLimits
+from .snapshot import QUOTA_CENTER, VPC_CENSUS, Eni, EniCensus, InstanceTypeLimits, VSwitch
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,21 @@ SECURITY_GROUPS = "cloud_security_groups"
 ENI_CENSUS = "cloud_eni_census"
 STATUS_NAMES = (VSWITCHES, ENI_LEAKS, ENI_QUOTA, INSTANCE_TYPES, SECURITY_GROUPS, ENI_CENSUS)
 
-# API page and batch sizes (reference alicloud-api.md §1, §2).
+# API page and batch sizes, each the maximum its API reference documents (docs/api-contract.md
+# lists the calls, their parameters and the reference pages).
+# VPC DescribeVSwitches: PageSize "Maximum value: 50"; VSwitchId is one ID
+# (https://www.alibabacloud.com/help/en/vpc/developer-reference/api-vpc-2016-04-28-describevswitches).
 VSWITCH_PAGE_SIZE = 50
-# VSwitchId takes a comma-separated list. The cap is not in the API reference; 20 is
-# the limit ROS documents for the same filter (DATASOURCE::VPC::VSwitches).
-VSWITCH_IDS_PER_CALL = 20
+# DescribeNetworkInterfaces: MaxResults 10 to 500 (Terway asks for 500 too: maxSinglePageSize,
+# pkg/aliyun/client/types.go at v1.17.5).
 ENI_PAGE_SIZE = 500
+# DescribeInstanceTypes: InstanceTypes.N, 1 to 10 types; MaxResults at most 100 since November 15, 2023
+# (https://www.alibabacloud.com/help/id/ecs/api-describeinstancetypes; Terway asks for 100,
+# pkg/aliyun/client/ecs.go at v1.17.5).
 INSTANCE_TYPES_PER_CALL = 10
 INSTANCE_TYPE_PAGE_SIZE = 100
+# DescribeSecurityGroups: SecurityGroupIds, a JSON array of up to 100 IDs; MaxResults at most 100
+# (https://www.alibabacloud.com/help/doc-detail/25556.html).
 SECURITY_GROUPS_PER_CALL = 100
 SECURITY_GROUP_PAGE_SIZE = 100
 MAX_PAGES = 1000  # a server that keeps returning tokens must not loop us forever
@@ -174,6 +182,9 @@ class CloudSource:
         self._client: CloudClient | None = None
         # instance type -> (limits or None when the API does not know it, fetched at)
         self._type_cache: dict[str, tuple[InstanceTypeLimits | None, float]] = {}
+        # (region, vSwitch ID) -> (vSwitch or None when DescribeVSwitches does not know it, fetched at):
+        # configured vSwitches outside the listed VPC, asked one by one (TTL `vswitch_lookup_ttl`).
+        self._vswitch_cache: dict[tuple[str, str], tuple[VSwitch | None, float]] = {}
         self._usage_from_census = False
         self._polled = asyncio.Event()
         for name in STATUS_NAMES:
@@ -289,33 +300,64 @@ class CloudSource:
     # ------------------------------------------------------------------ steps
 
     async def _poll_vswitches(self, client: CloudClient, t: Targets) -> dict[str, Any]:
-        if t.vswitch_ids:
-            found: dict[str, Any] = {}
-            for chunk in chunks(t.vswitch_ids, VSWITCH_IDS_PER_CALL):
-                for vsw in await self._list_vswitches(client, vswitch_id=",".join(chunk)):
-                    if vsw.vswitch_id in t.vswitch_ids:
-                        found[vsw.vswitch_id] = vsw
-            missing = t.vswitch_ids - found.keys()
-        elif t.vpc_id:
-            found = {v.vswitch_id: v for v in await self._list_vswitches(client, vpc_id=t.vpc_id)}
-            missing = frozenset()
+        """The VPC's vSwitches, listed by VpcId; a target vSwitch the listing lacks (another VPC, or
+        gone) is asked for by its single ID, like Terway's DescribeVSwitchByID
+        (pkg/aliyun/client/vpc_service.go at v1.17.5), and the answer is cached.
+
+        Calls: ceil(vSwitches in the VPC / 50) pages, plus one per target outside the listing whose
+        cached answer is older than `vswitch_lookup_ttl`; never per node. When no VPC is known yet
+        (none configured, none found before), targets are asked for one by one until one names its VPC.
+        """
+        now = time.time()
+        vpc_id = t.vpc_id or self.hub.cloud.vpc_id
+        looked_up: dict[str, VSwitch | None] = {}
+        if not vpc_id:
+            if not t.vswitch_ids:
+                raise StepError("no vSwitch IDs and no VPC ID to list vSwitches for")
+            for vsw_id in sorted(t.vswitch_ids):
+                vsw = looked_up[vsw_id] = await self._vswitch_by_id(client, vsw_id, now)
+                if vsw is not None and vsw.vpc_id:
+                    vpc_id = vsw.vpc_id
+                    break
+        listed = {v.vswitch_id: v for v in await self._list_vswitches(client, vpc_id)} if vpc_id else {}
+        for vsw_id in listed:  # the listing is fresher than any single-ID answer
+            self._vswitch_cache.pop((client.region_id, vsw_id), None)
+        if not t.vswitch_ids:
+            found, missing = listed, frozenset()
         else:
-            raise StepError("no vSwitch IDs and no VPC ID to list vSwitches for")
+            found = {}
+            for vsw_id in sorted(t.vswitch_ids):
+                vsw = listed.get(vsw_id)
+                if vsw is None:
+                    vsw = looked_up[vsw_id] if vsw_id in looked_up else await self._vswitch_by_id(client, vsw_id, now)
+                if vsw is not None:
+                    found[vsw_id] = vsw
+            missing = t.vswitch_ids - found.keys()
+            if not found:
+                # Every target missing at once is not N deleted vSwitches but a source problem (wrong
+                # region, endpoint or account): report it as such, keep the last good answer, and ask
+                # again next poll rather than trusting these "not found" answers for a whole TTL.
+                for vsw_id in t.vswitch_ids:
+                    self._vswitch_cache.pop((client.region_id, vsw_id), None)
+                raise StepError(
+                    f"DescribeVSwitches: none of the {len(t.vswitch_ids)} configured vSwitches exists in region "
+                    f"{client.region_id} for these credentials (listed VPC {vpc_id or 'unknown'}: "
+                    f"{len(listed)} vSwitches; then asked by ID); check the region, the endpoint and the "
+                    f"account before suspecting the vSwitches; keeping the last good values")
         changes: dict[str, Any] = {"vswitches": found, "missing_vswitches": frozenset(missing),
                                    "region_id": client.region_id}
         vpcs = Counter(v.vpc_id for v in found.values() if v.vpc_id)
-        changes["vpc_id"] = t.vpc_id or (vpcs.most_common(1)[0][0] if vpcs else self.hub.cloud.vpc_id)
+        changes["vpc_id"] = t.vpc_id or (vpcs.most_common(1)[0][0] if vpcs else vpc_id or self.hub.cloud.vpc_id)
         return changes
 
-    async def _list_vswitches(self, client: CloudClient, *, vswitch_id: str = "", vpc_id: str = "") -> list[Any]:
+    async def _list_vswitches(self, client: CloudClient, vpc_id: str) -> list[VSwitch]:
+        """Every vSwitch of a VPC: DescribeVSwitches(VpcId, PageSize=50, PageNumber=1, 2, ...) until a
+        short page or TotalCount (the reference documents PageNumber/PageSize paging, no NextToken)."""
         items: list[Any] = []
         for page in range(1, MAX_PAGES + 1):
             def build(page: int = page) -> DescribeVSwitchesRequest:
                 req = DescribeVSwitchesRequest()
-                if vswitch_id:
-                    req.set_VSwitchId(vswitch_id)
-                if vpc_id:
-                    req.set_VpcId(vpc_id)
+                req.set_VpcId(vpc_id)
                 req.set_PageSize(VSWITCH_PAGE_SIZE)
                 req.set_PageNumber(page)
                 return req
@@ -326,6 +368,24 @@ class CloudSource:
             if len(batch) < VSWITCH_PAGE_SIZE or len(items) >= total:
                 break
         return parse_items(items, parse.parse_vswitch, "DescribeVSwitches")
+
+    async def _vswitch_by_id(self, client: CloudClient, vswitch_id: str, now: float) -> VSwitch | None:
+        """One vSwitch by its ID (DescribeVSwitches with VSwitchId only, as Terway asks), or None when
+        the answer is empty; answers are cached for `vswitch_lookup_ttl`."""
+        key = (client.region_id, vswitch_id)
+        cached = self._vswitch_cache.get(key)
+        if cached is not None and now - cached[1] <= self.settings.vswitch_lookup_ttl:
+            return cached[0]
+
+        def build() -> DescribeVSwitchesRequest:
+            req = DescribeVSwitchesRequest()
+            req.set_VSwitchId(vswitch_id)
+            return req
+        body = await client.call("DescribeVSwitches", build)
+        parsed = parse_items(parse.vswitches(body), parse.parse_vswitch, "DescribeVSwitches")
+        vsw = next((v for v in parsed if v.vswitch_id == vswitch_id), None)
+        self._vswitch_cache[key] = (vsw, now)
+        return vsw
 
     async def _list_enis(self, client: CloudClient, vpc_id: str, status: str = "") -> list[Eni]:
         def build(token: str) -> DescribeNetworkInterfacesRequest:
