@@ -218,18 +218,38 @@ def test_pool_min_above_max():
     assert found(s, "pool_min_above_max") == {"big/eni_conf"}
 
 
+def test_pool_min_above_max_is_judged_by_what_each_ipam_mode_does_with_it():
+    def message(conf: dict) -> str:
+        (p,) = [p for p in run_checks(make_state(conf)) if p.check == "pool_min_above_max"]
+        return p.message
+
+    # Centralised IPAM copies both into spec.pool: allocate to min, release to max, every period.
+    crd = message(dict(BASE, min_pool_size=10, max_pool_size=5))
+    assert "min_pool_size 10 is above max_pool_size 5" in crd
+    assert "releases" in crd and "every pool sync period" in crd
+    # Legacy terwayd caps the minimum (daemon/config.go getPoolConfig): no churn, the floor is lost.
+    legacy = message(dict(BASE, ipam_type="", min_pool_size=10, max_pool_size=5))
+    assert "caps min_pool_size to max_pool_size" in legacy and "every pool sync period" not in legacy
+    # A dynamic config that switches only the IPAM mode changes the verdict, so it is reported too.
+    s = make_state(dict(BASE, ipam_type="", min_pool_size=10, max_pool_size=5), dynamic={"crd": {"ipam_type": "crd"}})
+    assert found(s, "pool_min_above_max") == {"eni-config/eni_conf", "crd/eni_conf"}
+
+
 @pytest.mark.parametrize(
-    "min_pool, max_pool, annotation, expected",
+    "ipam_type, min_pool, max_pool, annotation, expected",
     [
-        (50, 60, None, {"n1"}),  # capacity (4-1) x 15 = 45
-        (45, 60, None, set()),
-        (50, 10, None, set()),  # Terway caps min to max: floor 10 fits (pool_min_above_max says the rest)
-        (20, 30, 16, {"n1"}),  # the max-available-ip annotation wins
+        ("crd", 50, 60, None, {"n1"}),  # capacity (4-1) x 15 = 45
+        ("crd", 45, 60, None, set()),
+        # Centralised IPAM carries min_pool_size uncapped: 50 does not fit (pool_min_above_max says why too).
+        ("crd", 50, 10, None, {"n1"}),
+        # Legacy terwayd caps min to max: the floor 10 fits.
+        ("", 50, 10, None, set()),
+        ("crd", 20, 30, 16, {"n1"}),  # the max-available-ip annotation wins
     ],
 )
-def test_pool_min_above_capacity(min_pool, max_pool, annotation, expected):
+def test_pool_min_above_capacity(ipam_type, min_pool, max_pool, annotation, expected):
     node = KubeNode("n1", zone_id="z1", instance_type="ecs.g7.xlarge", max_available_ip=annotation)
-    s = make_state(dict(BASE, min_pool_size=min_pool, max_pool_size=max_pool), nodes=[node])
+    s = make_state(dict(BASE, ipam_type=ipam_type, min_pool_size=min_pool, max_pool_size=max_pool), nodes=[node])
     assert found(s, "pool_min_above_capacity") == expected
 
 

@@ -37,7 +37,14 @@ from ..terway.eniconf import (
     service_cidr_contains,
     validate,
 )
-from ..terway.node import NodeView, degradation_level, degradation_setting, managed_nodes, node_views
+from ..terway.node import (
+    IPAM_LEGACY,
+    NodeView,
+    degradation_level,
+    degradation_setting,
+    managed_nodes,
+    node_views,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,26 +271,50 @@ def service_cidr_mismatch(ctx: _Context) -> Iterable[Problem]:
 
 
 def pool_min_above_max(ctx: _Context) -> Iterable[Problem]:
-    """`min_pool_size` above `max_pool_size`: Terway caps the minimum to the maximum, so the
-    configured floor of idle IPs is never kept."""
+    """`min_pool_size` above `max_pool_size`. What Terway does with it depends on the IPAM mode:
+
+    * centralised IPAM (`ipam_type: crd`): the daemon copies both values, uncapped, into the Node CR's
+      `spec.pool` (`pkg/eni/node_reconcile.go`, Terway v1.17.5). On every reconcile the controlplane
+      allocates until the node has `min_pool_size` idle IPs (`addIP`), and once per pool sync period
+      (`ip_pool_sync_period`, else the controlplane's `multiIPGCPeriod`, 2 minutes) releases the idle
+      IPs above `max_pool_size` (`adjustPool`/`calculateToDel`), both in
+      `pkg/controller/multi-ip/node/pool.go`. The pool never settles: every node assigns and unassigns
+      `min - max` IPs each period (AssignPrivateIpAddresses / UnassignPrivateIpAddresses load, throttling
+      shared with the rest of the account), and TerwayIPPoolBelowMinimum would flap. A real problem.
+    * legacy IPAM: terwayd caps the minimum to the maximum at start (`daemon/config.go`
+      getPoolConfig), so the configured floor is simply never kept.
+
+    Nodes in prefix or exclusive-ENI mode have no pool (`spec.pool` zeroed) and are unaffected.
+    """
     for name, conf in sorted(ctx.parsed.items()):
         bounds = (conf.min_pool_size, conf.max_pool_size)
-        if conf.min_pool_size > conf.max_pool_size and ctx.introduced(
-            name, lambda c: (c.min_pool_size, c.max_pool_size)
+        if conf.min_pool_size <= conf.max_pool_size or not ctx.introduced(
+            name, lambda c: (c.min_pool_size, c.max_pool_size, c.centralized_ipam)
         ):
-            yield Problem("pool_min_above_max", _where(name),
-                          "min_pool_size %d is above max_pool_size %d" % bounds)
+            continue
+        if conf.centralized_ipam:
+            effect = ("in centralised IPAM the controlplane allocates IPs up to min_pool_size and releases "
+                      "those above max_pool_size every pool sync period, so each node's pool churns "
+                      "(cloud API calls every period)")
+        else:
+            effect = "terwayd caps min_pool_size to max_pool_size, so the configured minimum is never kept"
+        yield Problem("pool_min_above_max", _where(name),
+                      "min_pool_size %d is above max_pool_size %d: " % bounds + effect)
 
 
 def pool_min_above_capacity(ctx: _Context, views: list[NodeView]) -> Iterable[Problem]:
-    """The node's pool floor (`min_pool_size`, capped to `max_pool_size` as Terway does) exceeds the
-    IPs the node can hold. Terway allocates while idle IPs are below the floor and releases only
-    above `max_pool_size`, so the node takes every IP it can hold from the vSwitch and keeps them
-    (starving other nodes of the vSwitch), while its pool still never reaches the floor."""
+    """The node's pool floor exceeds the IPs the node can hold. Terway allocates while idle IPs are
+    below the floor and releases only above `max_pool_size`, so the node takes every IP it can hold
+    from the vSwitch and keeps them (starving other nodes of the vSwitch), while its pool still never
+    reaches the floor. The floor is `min_pool_size` as the Node CR carries it in centralised IPAM
+    (uncapped), and `min(min_pool_size, max_pool_size)` in legacy IPAM, where terwayd caps it
+    (`daemon/config.go`, Terway v1.17.5)."""
     for view in views:
         if view.pool_min is None or view.ip_capacity is None:
             continue
-        floor = min(view.pool_min, view.pool_max) if view.pool_max is not None else view.pool_min
+        floor = view.pool_min
+        if view.ipam_mode == IPAM_LEGACY and view.pool_max is not None:
+            floor = min(view.pool_min, view.pool_max)
         if floor > view.ip_capacity:
             yield Problem("pool_min_above_capacity", view.name,
                           f"min_pool_size {floor} is above the node's IP capacity {view.ip_capacity}")
