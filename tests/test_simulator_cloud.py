@@ -579,7 +579,8 @@ async def test_delay_and_sdk_retry_on_throttling(serve) -> None:
     started = time.monotonic()
     assert (await sim.call(vswitches()))["TotalCount"] == 2
     assert time.monotonic() - started >= 0.5
-    # ECS `Throttling` is the one code the SDK retries by itself (alicloud-api.md §5.5).
+    # ECS `Throttling` is the one code the SDK retries by itself (aliyunsdkcore/data/retry_config.json,
+    # RetryableThrottlingErrors).
     body = await sim.call(enis(MaxResults=10), client=sim.client(auto_retry=True, max_retry_time=3))
     assert body["TotalCount"] == 9
     codes = (await sim.calls())["actions"]["DescribeNetworkInterfaces"]["codes"]
@@ -623,7 +624,7 @@ def test_bad_fault_config_is_a_scenario_error() -> None:
 
 async def test_bad_signature_answer_carries_the_string_to_sign(serve) -> None:
     sim = await serve(small_world())
-    # The SDK recognises our string-to-sign as its own and rewrites the error (alicloud-api.md §5.6).
+    # The SDK recognises our string-to-sign as its own and rewrites the error (aliyunsdkcore/client.py).
     err = await sim.fail(vswitches(), sim.client(secret="wrong-secret"))
     assert (err.get_error_code(), err.get_http_status()) == ("InvalidAccessKeySecret", 400)
     request = vswitches(VpcId="vpc unit*~")

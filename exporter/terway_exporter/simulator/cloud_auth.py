@@ -1,7 +1,7 @@
 """Authentication of simulated RPC calls: the HMAC-SHA1 signature and the credential checks.
 
-Implements alicloud-api.md §4.1 ("How a test server verifies a request") so that only a
-request the real gateway would accept passes: query and form-body parameters are both
+Verifies the RPC signature V2 (https://www.alibabacloud.com/help/en/sdk/product-overview/rpc-mechanism)
+so that only a request the real gateway would accept passes: query and form-body parameters are both
 signed, blank values are kept, the StringToSign uses the request's real method. The
 secret comes from the World: its static AccessKey (unless the scenario says
 `cloud.valid_credentials: false`) or a temporary credential the simulated STS / metadata
@@ -93,7 +93,8 @@ def authenticate(world: World, method: str, params: dict[str, str], nonces: Nonc
     secret = secret_for(world, params, now)
     expected_text = string_to_sign(method, params)
     if not hmac.compare_digest(sign(expected_text, secret), params["Signature"]):
-        # The SDK needs the text after the first ':' to be the StringToSign (alicloud-api.md §5.6).
+        # aliyunsdkcore/client.py compares the text after the first ':' with its own StringToSign and,
+        # when they match, reports InvalidAccessKeySecret instead.
         raise ApiError("SignatureDoesNotMatch", status=400, message=(
             "Specified signature is not matched with our calculation. server string to sign is:" + expected_text))
     if not nonces.use(params.get("SignatureNonce", ""), now):

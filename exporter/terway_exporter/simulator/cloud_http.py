@@ -1,10 +1,11 @@
 """HTTP plumbing shared by the simulated cloud APIs: error bodies, request IDs, serving.
 
-Error bodies follow the real Alibaba Cloud RPC gateway (alicloud-api.md §3.1):
-`{"RequestId", "HostId", "Code", "Message", "Recommend"}` with the HTTP status the
-real API uses for that code (§3.2). The legacy SDK reads only the status, Code,
-Message and RequestId, so those four must be exact; the rest is there so logs and
-curl output look like the real thing.
+Error bodies look like the Alibaba Cloud RPC gateway's:
+`{"RequestId", "HostId", "Code", "Message", "Recommend"}` with the HTTP status the API
+references' error-code tables give for that code. The legacy SDK reads only the status, Code,
+Message and RequestId (aliyunsdkcore/client.py, `_parse_error_info_from_response_body` and the
+ServerException it raises), so those four must be exact; the rest is there so logs and curl
+output look like the real thing. Statuses and messages not found in a reference are **unverified**.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from aiohttp import web
 
 JSON_CONTENT_TYPE = "application/json;charset=utf-8"
 
-# code -> (HTTP status, Message), as documented (alicloud-api.md §3.2; STS-token codes from the
-# gateway's error list). Forbidden.RAM also carries AccessDeniedDetail naming the action, see forbidden_ram().
+# code -> (HTTP status, Message), as the API references' error-code tables list them (STS-token codes
+# as the gateway answers them; **unverified** where no reference lists the code). Forbidden.RAM also carries AccessDeniedDetail naming the action, see forbidden_ram().
 KNOWN_ERRORS: dict[str, tuple[int, str]] = {
     "Throttling": (400, "You have made too many requests within a short time; "
                         "your request is denied due to request throttling."),

@@ -102,7 +102,7 @@ def proxies_for(url: str, env: Mapping[str, str] | None = None) -> dict[str, str
     """Proxies for one endpoint: the environment's, except for loopback and NO_PROXY hosts.
 
     Always a non-empty dict: given an empty one, the SDK would read HTTP(S)_PROXY
-    itself and ignore NO_PROXY (reference §5.3).
+    itself and ignore NO_PROXY (aliyunsdkcore/http/http_response.py).
     """
     host = urlsplit(url).hostname or ""
     direct: dict[str, str | None] = {"http": None, "https": None}

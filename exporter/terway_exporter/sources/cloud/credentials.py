@@ -10,7 +10,8 @@ the metadata service anywhere else (tests, VPC endpoints).
 
 `aliyunsdkcore` has no OIDC support and its signers never refresh, so
 `ProviderSigner` asks the provider for one credential snapshot per request and
-signs with it (reference alicloud-api.md §6.3, bridge 1).
+signs with it (the signer interface AcsClient calls for every request:
+aliyunsdkcore/auth/signers/signer.py).
 """
 
 from __future__ import annotations

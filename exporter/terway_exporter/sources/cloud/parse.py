@@ -1,8 +1,8 @@
 """Pure functions from API response JSON to snapshot types.
 
 Each takes one item of a response list; a malformed item raises `ValueError`
-(the caller logs it once and skips it). Field names and shapes: reference
-alicloud-api.md §1 and §2.
+(the caller logs it once and skips it). Field names and shapes: the response parameters of
+each call's API reference (docs/api-contract.md lists the calls and their reference pages).
 """
 
 from __future__ import annotations
