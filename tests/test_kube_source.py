@@ -21,6 +21,7 @@ from terway_exporter.simulator.kube_api import simulator_of, start_kube_simulato
 from terway_exporter.simulator.kube_state import KubeSimulator
 from terway_exporter.simulator.world import build_world
 from terway_exporter.sources.kube.resources import STATUS_GROUPS
+from terway_exporter.sources.kube.pods import waits_for_network
 from terway_exporter.sources.kube.snapshot import KubeSnapshot
 from terway_exporter.sources.kube.source import KubeSettings, KubeSource
 
@@ -410,3 +411,108 @@ def test_a_source_of_several_reflectors_waits_for_all_and_names_the_failing_one(
     assert (status.up, status.last_success, status.last_duration) == (False, None, 1.5)
     assert status.error == "coredns_pods: HTTP 403: pods is forbidden"
     assert group_status("kube_nodes", {"nodes": ok}).last_success == 200.0
+
+
+# --------------------------------------------------------------------------- pods waiting for their network
+
+
+def waiting_scenario(condition: bool, web_event: bool = True) -> dict:
+    """node-a: 2 pods whose sandbox network fails, 2 pulling a large image, 1 hostNetwork pod, 1 waiting for a
+    volume; `condition`: whether the kubelets report PodReadyToStartContainers."""
+    data = scenario(pod_ready_to_start_containers=condition)
+    data["nodes"][0]["kube"]["waiting_pods"] = [
+        {"count": 2, "for_seconds": 600, "cause": "network",
+         **({"sandbox_event": {"count": 3, "last_seen_ago": 10}} if web_event else {})},
+        # Their sandbox failed once, an hour ago; now they pull (the event is older than the window).
+        {"count": 2, "for_seconds": 3700, "name_prefix": "bigimage", "cause": "image_pull",
+         "sandbox_event": {"count": 1, "last_seen_ago": 3600}},
+        # Even a sandbox failure event does not make a hostNetwork pod wait for the CNI.
+        {"count": 1, "for_seconds": 600, "name_prefix": "agent", "cause": "network", "host_network": True,
+         "sandbox_event": {"count": 2, "last_seen_ago": 10}},
+        {"count": 1, "for_seconds": 600, "name_prefix": "db", "cause": "volume"},
+    ]
+    return data
+
+
+def counted(snap: KubeSnapshot) -> list[str]:
+    """The name prefixes of the pods that count as waiting for their network."""
+    now = time.time()
+    return sorted(p.ref.split("/")[1].rsplit("-", 2)[0] for p in snap.waiting_pods.values()
+                  if waits_for_network(p, now))
+
+
+@pytest.mark.parametrize("condition", [True, False], ids=["PodReadyToStartContainers", "no-condition"])
+async def test_only_pods_whose_sandbox_network_is_not_set_up_wait_for_it(cluster, condition):
+    made = await cluster(waiting_scenario(condition))
+    snap = await KubeSource(SnapshotHub(), fast_settings(made.kubeconfig)).sync_once()
+    assert counted(snap) == ["web", "web"]
+    exposition = render_waiting(snap)
+    assert 'terway_pods_waiting_for_network{node="node-a"} 2.0' in exposition
+    assert 'node="node-b"' not in exposition
+    # The hostNetwork pod never reaches the store; image pulls do only where the condition is missing.
+    prefixes = sorted(p.ref.split("/")[1].rsplit("-", 2)[0] for p in snap.waiting_pods.values())
+    assert prefixes == (["db", "web", "web"] if condition else ["bigimage", "bigimage", "db", "web", "web"])
+
+
+def render_waiting(snap: KubeSnapshot) -> str:
+    from prometheus_client.exposition import generate_latest
+
+    from terway_exporter.collectors.base import ClusterState
+    from terway_exporter.collectors.pods import collect_waiting
+
+    class Families:
+        def collect(self):
+            return list(collect_waiting(ClusterState(now=time.time(), kube=snap)))
+
+    return generate_latest(Families()).decode()
+
+
+async def test_watch_joins_sandbox_failure_events_as_they_arrive(cluster):
+    made = await cluster(waiting_scenario(condition=False, web_event=False))
+    hub = SnapshotHub()
+    async with watching(hub, fast_settings(made.kubeconfig)):
+        # No condition and no failure event yet: ContainerCreating alone reads as an image pull.
+        snap = await wait_for(hub, lambda s: len(s.waiting_pods) == 5)
+        assert counted(snap) == []
+        specs = [dict(spec) for spec in made.world.nodes["node-a"].kube["waiting_pods"]]
+        specs[0]["sandbox_event"] = {"count": 1, "last_seen_ago": 0}
+        made.simulator.apply({"nodes": {"node-a": {"kube": {"waiting_pods": specs}}}})
+        await wait_for(hub, lambda s: counted(s) == ["web", "web"])
+        # The cluster is upgraded: the kubelets now report the condition, and the web pods got their network.
+        specs[0]["cause"] = "image_pull"
+        made.simulator.apply({"kubernetes": {"pod_ready_to_start_containers": True},
+                              "nodes": {"node-a": {"kube": {"waiting_pods": specs}}}})
+        snap = await wait_for(hub, lambda s: len(s.waiting_pods) == 1)
+        assert counted(snap) == [] and next(iter(snap.waiting_pods.values())).volume_wait
+
+
+async def test_watch_counts_events_k8s_io_series_like_core_events(cluster):
+    pod_create = {"name": "ev-podcreate", "reason": "PodCreateFailed", "style": "events.k8s.io", "count": 2,
+                  "last_seen_ago": 600, "source": "terway-controlplane/pod",
+                  "message": "Pod create error: ErrorCode: Forbidden.RAM, elapsedTime: 1.2s",
+                  "involved": {"kind": "Pod", "namespace": "default", "name": "trunk-0"}}
+    detach = {"name": "ev-detach", "reason": "DetachENIFailed", "style": "events.k8s.io", "count": 1,
+              "last_seen_ago": 600, "source": "terway-controlplane/pod-eni", "message": "ErrorCode: Throttling.User",
+              "involved": {"kind": "PodENI", "namespace": "default", "name": "trunk-1",
+                           "apiVersion": "network.alibabacloud.com/v1beta1"},
+              "related": {"kind": "Pod", "namespace": "default", "name": "trunk-1", "apiVersion": "v1"}}
+    made = await cluster(scenario(events=[pod_create, detach]))
+    snap = await KubeSource(SnapshotHub(), fast_settings(made.kubeconfig)).sync_once()
+    assert snap.network_errors == {("Forbidden.RAM", "PodCreateFailed"): 2, ("Throttling", "DetachENIFailed"): 1}
+    hub = SnapshotHub()
+    async with watching(hub, fast_settings(made.kubeconfig)):
+        snap = await wait_for(hub, lambda s: bool(s.nodes))
+        assert snap.network_errors == {("Forbidden.RAM", "PodCreateFailed"): 0, ("Throttling", "DetachENIFailed"): 0}
+        update = {"name": "ev-update", "reason": "UpdatePodENIFailed", "style": "events.k8s.io", "count": 1,
+                  "last_seen_ago": 0, "source": "terway-controlplane/pod-eni",
+                  "message": "ErrorCode: InvalidAccessKeyId.NotFound",
+                  "involved": {"kind": "PodENI", "namespace": "default", "name": "trunk-2",
+                               "apiVersion": "network.alibabacloud.com/v1beta1"}}
+        made.simulator.apply({"kubernetes": {"events": [
+            {**pod_create, "count": 5, "last_seen_ago": 0},  # the recorder flushed its series: +3
+            {**detach, "count": 2, "last_seen_ago": 0},  # the second occurrence starts the series: +1
+            update,  # a first occurrence, no series: +1
+        ]}})
+        await wait_for(hub, lambda s: s.network_errors == {
+            ("Forbidden.RAM", "PodCreateFailed"): 3, ("Throttling", "DetachENIFailed"): 1,
+            ("InvalidAccessKeyId.NotFound", "UpdatePodENIFailed"): 1})

@@ -157,7 +157,48 @@ def insufficient_ip(s: list[Sample]) -> None:
     assert 0.0 in value(s, "terway_node_sufficient_ip")
 
 
+def errors_total(s: list[Sample]) -> dict[tuple[str, str], float]:
+    return {(l["code"], l["reason"]): v for n, l, v in s if n == "terway_network_errors_total"}
+
+
+NODE_H, NODE_I = "cn-hangzhou.192.168.0.10", "cn-hangzhou.192.168.16.10"
+
+
+def terway_v116(s: list[Sample]) -> None:
+    # Kubelets without PodReadyToStartContainers: the three pods with sandbox failure events count; the image
+    # pulls and the hostNetwork pod on the other node (ContainerCreating too, no such event) do not.
+    assert {l["node"]: v for n, l, v in s if n == "terway_pods_waiting_for_network"} == {NODE_H: 3.0}
+    assert value(s, "terway_pods_waiting_for_network_oldest_seconds", node=NODE_H)[0] > 850
+    # Core/v1 events under v1.16's component names and reasons, every one counted.
+    assert errors_total(s) == {
+        ("InvalidVSwitchId.IpNotEnough", "CniPodCreateError"): 5,  # "no ip left" from the vSwitch cache
+        ("Forbidden.RAM", "CniCreateENIError"): 2,
+        ("Throttling", "UpdatePodENIFailed"): 4,
+        ("InvalidAccessKeyId.NotFound", "DetachENIFailed"): 3,
+        ("Throttling", "ENIAttachFailed"): 2,
+        ("InvalidVSwitchId.IpNotEnough", "AllocIPFailed"): 8,  # "no available vSwitch"
+        ("other", "FailedCreatePodSandBox"): 18,  # 3 pods x 6
+    }
+
+
+def terway_v117(s: list[Sample]) -> None:
+    # PodReadyToStartContainers False on the three network-waiting pods; True on the image pulls; the
+    # hostNetwork pod and the pod waiting for its volume have it False but do not wait for Terway.
+    assert {l["node"]: v for n, l, v in s if n == "terway_pods_waiting_for_network"} == {NODE_H: 3.0}
+    # events.k8s.io-written events (empty source, reportingComponent, series) counted like core/v1 ones.
+    assert errors_total(s) == {
+        ("InvalidVSwitchId.IpNotEnough", "PodCreateFailed"): 5,
+        ("Forbidden.RAM", "UpdatePodENIFailed"): 2,
+        ("Throttling", "DetachENIFailed"): 3,
+        ("InvalidAccessKeyId.Inactive", "CreateENIFailed"): 1,
+        ("InvalidVSwitchId.IpNotEnough", "AllocIPFailed"): 6,
+        ("other", "FailedCreatePodSandBox"): 12,  # 3 pods x 4
+    }
+
+
 EXPECTED: dict[str, Check] = {
+    "terway-v1.16-stuck": terway_v116,
+    "terway-v1.17-stuck": terway_v117,
     "vswitch-exhausted": vswitch_exhausted,
     "leaked-enis": leaked,
     "eni-quota-near-limit": quota(97, 100),

@@ -538,3 +538,75 @@ async def test_scale_scenario_serves_its_first_page_quickly(tmp_path):
     finally:
         await c.runner.cleanup()
     assert ready < 15 and first_page < 1.0, (ready, first_page)
+
+
+# --------------------------------------------------------------------------- Terway v1.16 / v1.17 shapes
+
+
+async def test_events_k8s_io_events_read_through_core_v1_as_the_api_server_converts_them(tmp_path):
+    c = await start(tmp_path, load_world("terway-v1.17-stuck"))
+    try:
+        v1 = sync_client.CoreV1Api(c.sync_api())
+        events = (await asyncio.to_thread(lambda: v1.list_namespaced_event(
+            "default", field_selector="reason=DetachENIFailed"))).items
+        assert len(events) == 1
+        ev = events[0]
+        # Convert_v1_Event_To_core_Event: the deprecated fields the new recorder leaves empty.
+        assert ev.source.component is None and ev.source.host is None
+        assert ev.count is None and ev.first_timestamp is None and ev.last_timestamp is None
+        assert ev.reporting_component == "terway-controlplane/pod-eni"
+        assert ev.reporting_instance.startswith("terway-controlplane/pod-eni-terway-controlplane-")
+        assert ev.action == "DetachENI" and ev.event_time is not None and ev.series.count == 3
+        assert (ev.involved_object.kind, ev.involved_object.api_version) == ("PodENI", "network.alibabacloud.com/v1beta1")
+        assert (ev.related.kind, ev.related.name) == ("Pod", ev.involved_object.name)
+        single = (await asyncio.to_thread(lambda: v1.list_namespaced_event(
+            "default", field_selector="reason=CreateENIFailed"))).items[0]
+        assert single.series is None and single.count is None and single.event_time is not None
+        # The daemon's events stay core/v1.
+        daemon = (await asyncio.to_thread(lambda: v1.list_namespaced_event(
+            "default", field_selector="source=terway-daemon"))).items
+        assert [e.reason for e in daemon] == ["AllocIPFailed"] and daemon[0].count == 6
+        # A field selector on the empty source finds none of the controlplane's.
+        by_source = (await asyncio.to_thread(lambda: v1.list_event_for_all_namespaces(
+            field_selector="source=terway-controlplane/pod"))).items
+        assert by_source == []
+    finally:
+        await c.runner.cleanup()
+
+
+async def test_waiting_pods_by_cause_and_their_kubelet_events(tmp_path):
+    c = await start(tmp_path, load_world("terway-v1.17-stuck"))
+    try:
+        v1 = sync_client.CoreV1Api(c.sync_api())
+        pending = (await asyncio.to_thread(lambda: v1.list_pod_for_all_namespaces(
+            field_selector="status.phase=Pending,spec.nodeName!="))).items
+        by_prefix: dict[str, list] = {}
+        for pod in pending:
+            by_prefix.setdefault(pod.metadata.name.rsplit("-", 2)[0], []).append(pod)
+        assert {k: len(v) for k, v in by_prefix.items()} == {"web": 3, "ml-trainer": 2, "node-agent": 1, "postgres": 1}
+        sandbox = {name: {c.type: c.status for c in pods[0].status.conditions}["PodReadyToStartContainers"]
+                   for name, pods in by_prefix.items()}
+        assert sandbox == {"web": "False", "ml-trainer": "True", "node-agent": "False", "postgres": "False"}
+        assert all(p.status.container_statuses[0].state.waiting.reason == "ContainerCreating" for p in pending)
+        assert by_prefix["node-agent"][0].spec.host_network is True and not by_prefix["web"][0].spec.host_network
+        events = (await asyncio.to_thread(lambda: v1.list_namespaced_event(
+            "default", field_selector="involvedObject.kind=Pod,source=kubelet"))).items
+        by_uid = {(e.involved_object.uid, e.reason) for e in events}
+        assert {(p.metadata.uid, "FailedCreatePodSandBox") for p in by_prefix["web"]} <= by_uid
+        assert (by_prefix["postgres"][0].metadata.uid, "FailedMount") in by_uid
+        assert not any(p.metadata.uid == uid for p in by_prefix["ml-trainer"] for uid, _ in by_uid)
+    finally:
+        await c.runner.cleanup()
+
+    c = await start(tmp_path, load_world("terway-v1.16-stuck"))
+    try:
+        v1 = sync_client.CoreV1Api(c.sync_api())
+        pods = (await asyncio.to_thread(lambda: v1.list_pod_for_all_namespaces())).items
+        assert pods and not any(cond.type == "PodReadyToStartContainers" for p in pods
+                                for cond in p.status.conditions or [])
+        events = (await asyncio.to_thread(lambda: v1.list_namespaced_event(
+            "default", field_selector="source=TerwayPodENIController"))).items
+        assert sorted(e.reason for e in events) == ["CniCreateENIError", "DetachENIFailed", "UpdatePodENIFailed"]
+        assert all(e.count and e.last_timestamp and e.reporting_component == "TerwayPodENIController" for e in events)
+    finally:
+        await c.runner.cleanup()

@@ -308,11 +308,12 @@ def waiting_pod_events(world: World) -> list[dict]:
                         **{k: v for k, v in sandbox.items() if k.startswith("last_seen")},
                         "reason": "FailedCreatePodSandBox", "source": "kubelet", "involved": involved,
                         "count": int(sandbox.get("count", 3)),
-                        "message": message.format(sandbox=short_hash(name, 12), namespace=namespace, name=name)}))
+                        "message": message.replace("{sandbox}", uid("sandbox", name).replace("-", "")[:12])
+                                          .replace("{namespace}", namespace).replace("{name}", name)}))
                 if spec.get("cause") == "volume":
                     out.append(ko.event(world, {
                         "reason": "FailedMount", "source": "kubelet", "involved": involved, "count": 4,
-                        "message": VOLUME_FAILURE.format(suffix=short_hash(name, 5))}))
+                        "message": VOLUME_FAILURE.replace("{suffix}", short_hash(name, 5))}))
     return out
 
 
