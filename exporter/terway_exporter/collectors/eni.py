@@ -74,17 +74,17 @@ def classify_detached(enis: Iterable[Eni], pod_enis: Mapping[str, PodEni] | None
     PodENI references is never leaked, whatever its creator tag. Without the PodENIs (never listed, or
     no Kubernetes access) the per-pod creator cannot be told apart and is left out of `leaked`.
     """
-    referenced: dict[str, str] = {}
-    for pod_eni in (pod_enis or {}).values():
-        phase = PODENI_PHASES.get(pod_eni.phase, OTHER_PHASE)
-        for eni_id in pod_eni.eni_ids:
-            referenced.setdefault(eni_id, phase)
     leaked = dict.fromkeys(TERWAY_CREATORS, 0)
     held = None if pod_enis is None else dict.fromkeys(PODENI_PHASES.values(), 0)
-    for eni in enis:
-        if (eni.status != "Available" or eni.creator not in leaked
-                or eni.creation_time is None or now - eni.creation_time <= grace):
-            continue
+    candidates = [eni for eni in enis if eni.status == "Available" and eni.creator in leaked
+                  and eni.creation_time is not None and now - eni.creation_time > grace]
+    wanted = {eni.eni_id for eni in candidates}
+    referenced: dict[str, str] = {}  # ENI ID -> phase label of the (first) PodENI naming it
+    for pod_eni in (pod_enis or {}).values() if wanted else ():  # a trunk cluster has a PodENI per pod
+        for eni_id in pod_eni.eni_ids:
+            if eni_id in wanted and eni_id not in referenced:
+                referenced[eni_id] = PODENI_PHASES.get(pod_eni.phase, OTHER_PHASE)
+    for eni in candidates:
         phase = referenced.get(eni.eni_id)
         if phase is None:
             leaked[eni.creator] += 1
