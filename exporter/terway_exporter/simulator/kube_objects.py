@@ -504,7 +504,9 @@ def services(world: World) -> list[dict]:
 # --------------------------------------------------------------------------- events, PodNetworking
 
 
-# Who reports which reason (terway.md §3.2/§4.3), when the scenario does not say.
+# Who reports which reason when the scenario does not say: the kubelet, Kubernetes' controllers, and Terway as
+# v1.16.6 records core/v1 events (the Node pool controller as `multi-ip-node`, ControllerName in
+# pkg/controller/multi-ip/node/pool.go; since v1.17.1 `terway-controlplane/multi-ip-node`, see terway/errors.py).
 _DEFAULT_SOURCES = {"FailedCreatePodSandBox": "kubelet", "NetworkNotReady": "kubelet", "NodeNotReady": "node-controller",
                     "CreateENIFailed": "multi-ip-node", "SyncOpenAPIFailed": "multi-ip-node",
                     "AttachENIFailed": "multi-ip-node", "DeleteENIFailed": "multi-ip-node",
