@@ -43,7 +43,7 @@ from terway_exporter.logs import setup_logging
 from terway_exporter.runtime import _make_cloud_source, wait_for_kube_first_sync
 from terway_exporter.sources.cloud.snapshot import CloudTargets
 from terway_exporter.sources.kube import resources as res
-from terway_exporter.sources.kube.events import EventTally, project_event
+from terway_exporter.sources.kube.events import EventTally, project_warning
 from terway_exporter.sources.kube.fields import name_of, namespaced_key, uid_key
 from terway_exporter.sources.kube.nodes import project_node, project_terway_node
 from terway_exporter.sources.kube.objects import (
@@ -91,7 +91,7 @@ def resources(api: client.ApiClient, namespace: str) -> list[Resource]:
         Resource("pending_pods", partial(core.list_pod_for_all_namespaces, field_selector="status.phase=Pending"),
                  project_waiting_pod, uid_key),
         Resource("events", partial(core.list_event_for_all_namespaces, field_selector="type=Warning"),
-                 project_event, uid_key),
+                 project_warning, uid_key),
         Resource("daemonsets", partial(apps.list_namespaced_daemon_set, namespace,
                                        field_selector=by_name(DAEMONSET)), project_daemonset, name_of),
         Resource("deployments", partial(apps.list_namespaced_deployment, namespace), project_deployment, name_of),
