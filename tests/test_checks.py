@@ -15,7 +15,7 @@ from terway_exporter.sources.cloud.snapshot import (
     SecurityGroup,
     VSwitch,
 )
-from terway_exporter.sources.kube.snapshot import KubeNode, KubeSnapshot, TerwayNodeCR
+from terway_exporter.sources.kube.snapshot import KubeNode, KubeSnapshot, PodNetworkingRefs, TerwayNodeCR
 
 VPC = "vpc-cluster"
 BASE = {
@@ -180,6 +180,27 @@ def test_security_group_not_found():
     missing = CloudSnapshot(vpc_id=VPC, missing_security_groups=frozenset({"sg-1"}))
     assert found(make_state(cloud=missing), "security_group_not_found") == {"sg-1"}
     assert found(make_state(conf, cloud=CloudSnapshot()), "security_group_not_found") == set()
+
+
+def test_pod_networking_vswitches_and_security_groups_are_judged_like_eni_configs():
+    pns = {"pn-gpu": PodNetworkingRefs(vswitch_ids=("vsw-1", "vsw-pn-gone"), security_group_ids=("sg-pn-gone",)),
+           "pn-web": PodNetworkingRefs(vswitch_ids=("vsw-other-vpc", "vsw-1"), security_group_ids=("sg-1",))}
+    cloud = CloudSnapshot(vpc_id=VPC, vswitches={**GOOD_CLOUD.vswitches, "vsw-other-vpc": vsw("vsw-other-vpc", "vpc-x")},
+                          security_groups=GOOD_CLOUD.security_groups)
+    s = make_state(cloud=cloud, pod_networkings=pns)
+    messages = {(p.check, p.object): p.message for p in run_checks(s)}
+    assert set(messages) == {("vswitch_not_found", "vsw-pn-gone"), ("vswitch_other_vpc", "vsw-other-vpc"),
+                             ("security_group_not_found", "sg-pn-gone")}
+    assert "podnetworking/pn-gpu" in messages[("vswitch_not_found", "vsw-pn-gone")]
+    assert "podnetworking/pn-web" in messages[("vswitch_other_vpc", "vsw-other-vpc")]
+    assert "podnetworking/pn-gpu" in messages[("security_group_not_found", "sg-pn-gone")]
+    # An ID both eni-config and a PodNetworking name is reported once, naming both places.
+    shared = make_state(dict(BASE, vswitches={"z1": ["vsw-gone"], "z2": ["vsw-2"]}), cloud=GOOD_CLOUD,
+                        pod_networkings={"pn-a": PodNetworkingRefs(vswitch_ids=("vsw-gone",))})
+    (problem,) = [p for p in run_checks(shared) if p.check == "vswitch_not_found"]
+    assert "eni-config/eni_conf" in problem.message and "podnetworking/pn-a" in problem.message
+    # Before the cloud answered, nothing is judged.
+    assert run_checks(make_state(cloud=CloudSnapshot(), pod_networkings=pns)) == []
 
 
 # ------------------------------------------------------------------------------------ cluster-backed

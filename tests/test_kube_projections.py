@@ -31,7 +31,7 @@ from terway_exporter.sources.kube.pods import (
     project_waiting_pod,
     waits_for_network,
 )
-from terway_exporter.sources.kube.snapshot import ContainerStatus, PodSummary, WaitingPod
+from terway_exporter.sources.kube.snapshot import ContainerStatus, PodNetworkingRefs, PodSummary, WaitingPod
 
 T0 = "2026-01-02T03:04:05Z"
 T0_UNIX = 1767323045.0
@@ -427,7 +427,13 @@ def test_workload_lease_service_and_pod_networking_projections():
     assert project_service({"metadata": {"name": "kubernetes", "namespace": "default"},
                             "spec": {"clusterIP": "172.16.0.1"}}) == "172.16.0.1"
     assert project_pod_networking({"metadata": {"name": "pn"},
-                                   "status": {"vSwitches": [{"id": "vsw-1", "zone": "z"}, {"zone": "y"}]}}) == {"vsw-1"}
+                                   "status": {"vSwitches": [{"id": "vsw-1", "zone": "z"}, {"zone": "y"}]}}) \
+        == PodNetworkingRefs(vswitch_ids=("vsw-1",))
+    # What is configured counts even before (or without) the controller resolving it: a typo never resolves.
+    pn = project_pod_networking({"metadata": {"name": "pn"},
+                                 "spec": {"vSwitchOptions": ["vsw-typo", "vsw-1"], "securityGroupIDs": ["sg-1", "sg-1"]},
+                                 "status": {"status": "Fail", "vSwitches": [{"id": "vsw-1"}, {"id": "vsw-old"}]}})
+    assert pn == PodNetworkingRefs(vswitch_ids=("vsw-typo", "vsw-1", "vsw-old"), security_group_ids=("sg-1",))
 
 
 def test_crash_code_takes_the_error_closest_to_the_end():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from terway_exporter.sources.cloud.snapshot import CloudTargets
-from terway_exporter.sources.kube.snapshot import KubeNode, KubeSnapshot, NodeCRNic, TerwayNodeCR
+from terway_exporter.sources.kube.snapshot import KubeNode, KubeSnapshot, NodeCRNic, PodNetworkingRefs, TerwayNodeCR
 from terway_exporter.targets import derive_targets
 
 ENI_CONF = {"region_id": "cn-beijing", "security_group": "sg-base", "vswitches": {"z1": ["vsw-base"]}}
@@ -26,6 +26,7 @@ def kube(**kw) -> KubeSnapshot:
         eni_config={"eni_conf": json.dumps(ENI_CONF)},
         dynamic_configs={"gpu": {"eni_conf": '{"vswitches": {"z2": ["vsw-dyn"]}, "security_groups": ["sg-dyn"]}'}},
         pod_networking_vswitches=frozenset({"vsw-pn"}),
+        pod_networkings={"pn-a": PodNetworkingRefs(vswitch_ids=("vsw-pn",), security_group_ids=("sg-pn",))},
         controlplane_config={"ctrl-config.yaml": "regionID: cn-beijing\nvpcID: vpc-cp\nclusterID: c1\n"},
     )
     defaults.update(kw)
@@ -38,7 +39,7 @@ def test_everything_the_cluster_names():
         region_id="cn-beijing",
         vpc_id="vpc-cp",
         vswitch_ids=frozenset({"vsw-base", "vsw-dyn", "vsw-cr", "vsw-nic", "vsw-pn"}),
-        security_group_ids=frozenset({"sg-base", "sg-dyn", "sg-cr"}),
+        security_group_ids=frozenset({"sg-base", "sg-dyn", "sg-cr", "sg-pn"}),
         instance_types=frozenset({"ecs.g7.xlarge", "ecs.g7.2xlarge", "ecs.c7.large", "ecs.g8.large"}),
     )
 

@@ -3,7 +3,7 @@
 Region: the flag, else `eni_conf.region_id`, else the nodes' `topology.kubernetes.io/region` label
 (the most common one). VPC: the flag, else `vpcID` from the controlplane's `ctrl-config.yaml`.
 Sets (vSwitches, security groups, instance types) are the union of the flags and of everything the
-cluster's configuration and Node CRs name, so an explicit list never hides a configured vSwitch.
+cluster's configuration, Node CRs and PodNetworkings name, so an explicit list never hides a configured vSwitch.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ def derive_targets(kube: KubeSnapshot, explicit: CloudTargets) -> CloudTargets:
 
     vswitches = set(explicit.vswitch_ids) | kube.pod_networking_vswitches
     security_groups = set(explicit.security_group_ids)
+    for refs in kube.pod_networkings.values():
+        security_groups.update(refs.security_group_ids)
     for conf in confs:
         vswitches |= conf.vswitch_ids
         security_groups.update(conf.security_groups)

@@ -3,7 +3,8 @@
 `run_checks(state)` is pure: a ClusterState in, a list of `Problem(check, object, message)` out.
 Every check in `CHECK_NAMES` is always evaluated, so `terway_config_problems{check}` can say 0.
 Objects name the place to fix: `<ConfigMap>/<key>` for a config, a vSwitch / security group ID, a
-zone, or a node. Checks that need cloud data say nothing until the cloud source has answered.
+zone, or a node. vSwitch and security-group checks judge every configuration Terway creates ENIs from:
+eni-config, the per-node dynamic configs, and PodNetworkings (`podnetworking/<name>` in messages). Checks that need cloud data say nothing until the cloud source has answered.
 
 A dynamic config (node label `terway-config`) is merge-patched over `eni-config`; a problem it
 only inherits is reported once, under `eni-config`.
@@ -181,6 +182,19 @@ def _security_groups(conf: EniConf) -> Iterable[str]:
     return conf.security_groups
 
 
+def _with_pod_networkings(ctx: _Context, found: dict[str, list[str]], attr: str) -> dict[str, list[str]]:
+    """Add what each PodNetworking names (`vswitch_ids` or `security_group_ids`) to `found`.
+
+    A PodNetworking gives the pods it selects their own vSwitches and security groups: Terway's
+    controlplane creates their ENIs there (`spec.vSwitchOptions`, `spec.securityGroupIDs` of
+    `pkg/apis/network.alibabacloud.com/v1beta1/types.go`, Terway v1.17.5), so a wrong ID fails those
+    pods just as a wrong eni-config ID fails the node pools."""
+    for name, refs in sorted(ctx.state.kube.pod_networkings.items()):
+        for an_id in getattr(refs, attr):
+            found.setdefault(an_id, []).append(f"podnetworking/{name}")
+    return found
+
+
 def vswitch_not_found(ctx: _Context) -> Iterable[Problem]:
     """A configured vSwitch that DescribeVSwitches does not return (deleted, mistyped, other region).
 
@@ -191,7 +205,7 @@ def vswitch_not_found(ctx: _Context) -> Iterable[Problem]:
     reports as its own failure): then only its last good answer's missing vSwitches are reported.
     """
     cloud = ctx.state.cloud
-    configured = _configured(ctx, _vswitches)
+    configured = _with_pod_networkings(ctx, _configured(ctx, _vswitches), "vswitch_ids")
     status = ctx.state.sources.get("cloud_vswitches")  # the step's name in sources/cloud/source.py
     if status is not None and not status.up:
         configured = {k: v for k, v in configured.items() if k in cloud.missing_vswitches}
@@ -211,7 +225,7 @@ def vswitch_other_vpc(ctx: _Context) -> Iterable[Problem]:
     vpc = cloud.vpc_id or ctx.state.targets.vpc_id
     if not vpc:
         return
-    for vsw, where in sorted(_configured(ctx, _vswitches).items()):
+    for vsw, where in sorted(_with_pod_networkings(ctx, _configured(ctx, _vswitches), "vswitch_ids").items()):
         info = cloud.vswitches.get(vsw)
         if info is not None and info.vpc_id and info.vpc_id != vpc:
             yield Problem("vswitch_other_vpc", vsw,
@@ -227,7 +241,7 @@ def security_group_not_found(ctx: _Context) -> Iterable[Problem]:
     read security groups.
     """
     cloud = ctx.state.cloud
-    configured = _configured(ctx, _security_groups)
+    configured = _with_pod_networkings(ctx, _configured(ctx, _security_groups), "security_group_ids")
     for sg, where in _not_found(configured, cloud.security_groups, cloud.missing_security_groups,
                                 ctx.state.targets.security_group_ids):
         yield Problem("security_group_not_found", sg,

@@ -565,10 +565,18 @@ def events(world: World) -> list[dict]:
 
 
 def pod_networkings(world: World) -> list[dict]:
+    """PodNetworkings as Terway's controller leaves them: `status.vSwitches` resolved, or, when one of
+    `spec.vSwitchOptions` does not resolve, status Fail and no resolved list (for a new object;
+    `pkg/controller/pod-networking/networking.go`, v1.17.5). A scenario's `status` overrides that."""
     out = []
     for item in kube(world).get("pod_networkings") or []:
         vsws = [v if isinstance(v, dict) else {"id": v, "zone": getattr(world.vswitches.get(v), "zone_id", "")}
                 for v in item.get("vswitches") or []]
+        unresolved = [v["id"] for v in vsws if v["id"] not in world.vswitches]
+        if unresolved and "status" not in item:  # the message of pkg/vswitch/vswitch.go GetByID + ErrNotFound
+            item = {**item, "status": "Fail", "resolved": [],
+                    "message": item.get("message") or f"error get vSwitch {unresolved[0]}, not found"}
+        resolved = item.get("resolved", vsws)
         out.append({
             "apiVersion": CRD_API_VERSION, "kind": "PodNetworking",
             "metadata": {"name": item["name"], "uid": uid("podnetworking", item["name"]), "generation": 1,
@@ -577,7 +585,8 @@ def pod_networkings(world: World) -> list[dict]:
                      "selector": {"podSelector": {"matchLabels": item.get("pod_labels") or {"network": item["name"]}}},
                      "securityGroupIDs": list(item.get("security_groups") or sorted(world.security_groups)),
                      "vSwitchOptions": [v["id"] for v in vsws]},
-            "status": {"status": item.get("status", "Ready"), "vSwitches": vsws, "updateAt": ts(world.started_at),
+            "status": {"status": item.get("status", "Ready"), **({"vSwitches": resolved} if resolved else {}),
+                       "updateAt": ts(world.started_at),
                        **({"message": item["message"]} if item.get("message") else {})},
         })
     return out

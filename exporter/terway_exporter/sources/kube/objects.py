@@ -2,7 +2,7 @@
 
 DaemonSet terway-eniip, Deployments terway-controlplane and coredns, Lease
 terway-controlplane, the Terway ConfigMaps, Service default/kubernetes, and the
-vSwitches PodNetworkings resolved. Each returns None for an object it does not keep
+vSwitches and security groups PodNetworkings name. Each returns None for an object it does not keep
 (a watch over a namespace sees the others too).
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fields import integer, items, name_of, obj, text, timestamp
-from .snapshot import LeaseStatus, WorkloadStatus
+from .fields import integer, items, name_of, obj, strings, text, timestamp
+from .snapshot import LeaseStatus, PodNetworkingRefs, WorkloadStatus
 
 DAEMONSET = "terway-eniip"
 CONTROLPLANE = "terway-controlplane"  # Deployment, Lease and ConfigMap share the name
@@ -82,7 +82,18 @@ def project_service(raw: dict[str, Any]) -> str | None:
     return text(obj(raw, "spec"), "clusterIP")
 
 
-def project_pod_networking(raw: dict[str, Any]) -> frozenset[str]:
-    """The vSwitch IDs a PodNetworking resolved (status.vSwitches[].id)."""
+def project_pod_networking(raw: dict[str, Any]) -> PodNetworkingRefs:
+    """The vSwitches and security groups a PodNetworking names.
+
+    `spec.vSwitchOptions` is what the user configured; Terway's pod-networking controller resolves it
+    into `status.vSwitches` (with zones) only when every ID resolves, and keeps the previous list
+    otherwise (`pkg/controller/pod-networking/networking.go`, Terway v1.17.5), so both are kept.
+    """
     name_of(raw)
-    return frozenset(text(v, "id") for v in items(obj(raw, "status"), "vSwitches") if text(v, "id"))
+    spec = obj(raw, "spec")
+    configured = [v for v in strings(spec, "vSwitchOptions") if v]
+    resolved = [text(v, "id") for v in items(obj(raw, "status"), "vSwitches") if text(v, "id")]
+    return PodNetworkingRefs(
+        vswitch_ids=tuple(dict.fromkeys(configured + resolved)),
+        security_group_ids=tuple(dict.fromkeys(g for g in strings(spec, "securityGroupIDs") if g)),
+    )

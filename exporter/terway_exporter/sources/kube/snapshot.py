@@ -138,6 +138,14 @@ class PodEni:
 
 
 @dataclass(frozen=True, slots=True)
+class PodNetworkingRefs:
+    """What a `podnetworkings.network.alibabacloud.com` object names for the pods it selects."""
+
+    vswitch_ids: tuple[str, ...] = ()  # spec.vSwitchOptions, then status.vSwitches[].id not among them
+    security_group_ids: tuple[str, ...] = ()  # spec.securityGroupIDs
+
+
+@dataclass(frozen=True, slots=True)
 class KubeSnapshot:
     nodes: dict[str, KubeNode] = field(default_factory=dict)
     # None when the nodes.network.alibabacloud.com CRD does not exist: legacy IPAM.
@@ -159,8 +167,9 @@ class KubeSnapshot:
     controlplane_config: dict[str, str] | None = None
     dynamic_configs: dict[str, dict[str, str]] = field(default_factory=dict)  # ConfigMap name -> data
     kubernetes_service_ip: str = ""  # ClusterIP of default/kubernetes
-    # vSwitch IDs PodNetworking objects resolved (status.vSwitches).
+    # vSwitch IDs PodNetworking objects name (spec.vSwitchOptions and status.vSwitches).
     pod_networking_vswitches: frozenset[str] = frozenset()
+    pod_networkings: dict[str, PodNetworkingRefs] = field(default_factory=dict)  # PodNetworking name -> refs
     # "namespace/name" -> PodENI; {} when the CRD is not installed; None until PodENIs were first
     # listed (unknown: an ENI a fixed-IP pod keeps must then not be called leaked).
     pod_enis: dict[str, PodEni] | None = None

@@ -249,7 +249,8 @@ def build_snapshot(
             for n in nodes.values() if n.terway_config and n.terway_config in configmaps
         },
         kubernetes_service_ip=stores["services"].get(KUBERNETES_SERVICE, ""),
-        pod_networking_vswitches=frozenset().union(*stores["pod_networkings"].values()),
+        pod_networking_vswitches=frozenset(v for pn in stores["pod_networkings"].values() for v in pn.vswitch_ids),
+        pod_networkings=dict(stores["pod_networkings"]),
         pod_enis=None if pod_enis is None or "pod_enis" in unlisted else dict(pod_enis),
     )
 
