@@ -67,7 +67,7 @@ def reports_sandbox_condition(world: World) -> bool:
 def _conditions(world: World, ready: bool, scheduled_at: float, not_ready: list[str], initialized: bool = True,
                 sandbox: bool = True) -> list:
     """The kubelet's pod conditions. `sandbox`: PodReadyToStartContainers, True once the sandbox exists and
-    its network is configured (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-has-network)."""
+    its network is configured (https://kubernetes.io/docs/concepts/workloads/pods/pod-condition/)."""
     def cond(type_: str, ok: bool, reason: str = "", message: str = "") -> dict:
         out = {"type": type_, "status": "True" if ok else "False", "lastProbeTime": None,
                "lastTransitionTime": ts(scheduled_at if ok else max(scheduled_at, world.started_at - 300))}

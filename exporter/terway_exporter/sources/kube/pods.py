@@ -11,10 +11,11 @@ included (`PodInitializing` when the pod has init containers). A pod counts when
   waits for Terway);
 - its `PodReadyToStartContainers` condition is `False`: the kubelet sets it `True` once the sandbox
   is created and its network configured, before it pulls images
-  (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-has-network; beta and on
-  by default since Kubernetes 1.29,
+  (https://kubernetes.io/docs/concepts/workloads/pods/pod-condition/, formerly the Pod Lifecycle page's
+  #pod-has-network; beta and on by default since Kubernetes 1.29,
   https://kubernetes.io/blog/2023/12/19/pod-ready-to-start-containers-condition-now-in-beta/).
-  A pod whose volumes are not ready yet waits before its sandbox too, with the condition `False`:
+  A pod whose volumes are not ready yet waits before its sandbox too, with the condition `False`
+  (KEP-3085, https://www.kubernetes.dev/resources/keps/3085/, "Volume mounting issues"):
   when a `FailedMount`/`FailedAttachVolume` event names it and no sandbox-network failure does, it
   waits for storage and does not count;
 - or, where the pod does not report the condition (older clusters, feature gate off), a kubelet
