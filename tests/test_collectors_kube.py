@@ -105,7 +105,7 @@ terway_node_eni_limit{node="cn-hangzhou.10.0.0.0"} 4.0
 # HELP terway_node_ip_capacity Most pod IPs the node can hold (annotation k8s.aliyun.com/max-available-ip, else Node CR spec.nodeCap, else the instance type's limits).
 # TYPE terway_node_ip_capacity gauge
 terway_node_ip_capacity{node="cn-hangzhou.10.0.0.0"} 45.0
-# HELP terway_node_pool_min_ips min_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the node's dynamic config).
+# HELP terway_node_pool_min_ips min_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the node's dynamic config; legacy IPAM caps it to max_pool_size, as terwayd does).
 # TYPE terway_node_pool_min_ips gauge
 terway_node_pool_min_ips{node="cn-hangzhou.10.0.0.0"} 0.0
 # HELP terway_node_pool_max_ips max_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the node's dynamic config).

@@ -139,3 +139,27 @@ async def test_pod_networking_vswitches_and_security_groups_are_checked(tmp_path
     # The configured-vSwitch family names them as PodNetworking's, spec included (pn-gpu never resolved).
     pn = {l["vswitch_id"] for n, l, v in s if n == "terway_vswitch_configured" and l["source"] == "pod_networking"}
     assert pn == {"vsw-bp1pfx0h000000000001", "vsw-bp1gone0000000000001", "vsw-bp1otherVpc000000001"}
+
+
+# ------------------------------------------------------------------------------------ pool bounds
+
+
+async def test_min_pool_size_above_max_in_centralised_ipam_is_reported_and_kept_uncapped(tmp_path):
+    data = copy.deepcopy(read_scenario("prefix-mode"))
+    data["kubernetes"]["eni_config"]["eni_conf"].update(min_pool_size=10, max_pool_size=5)
+    data["nodes"][0].update(min_pool_size=10, max_pool_size=5)  # spec.pool as the daemon copies it, uncapped
+    s = await collect(build_world(data), tmp_path)
+    assert problem_objects(s, "pool_min_above_max") == {"eni-config/eni_conf"}
+    assert (value(s, "terway_node_pool_min_ips", node=NORMAL), value(s, "terway_node_pool_max_ips", node=NORMAL)) \
+        == ([10.0], [5.0])
+    assert value(s, "terway_node_pool_min_ips", node=PREFIX) == [0.0]  # prefix mode has no pool at all
+    assert "pool_min_above_capacity" not in problems(s)  # 10 fits the node's 45 IPs
+
+
+async def test_min_pool_size_above_max_in_legacy_ipam_is_capped_as_terwayd_does(tmp_path):
+    data = copy.deepcopy(read_scenario("legacy-ipam"))
+    data["kubernetes"]["eni_config"]["eni_conf"].update(min_pool_size=10, max_pool_size=5)
+    s = await collect(build_world(data), tmp_path)
+    assert problem_objects(s, "pool_min_above_max") == {"eni-config/eni_conf"}
+    nodes = {l["node"] for n, l, v in s if n == "terway_node_info"}
+    assert nodes and all(value(s, "terway_node_pool_min_ips", node=n) == [5.0] for n in nodes)

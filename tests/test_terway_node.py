@@ -159,6 +159,18 @@ def test_prefix_mode_comes_from_the_cr_then_the_config():
         == IpCounts(unknown=48)
 
 
+def test_min_pool_size_above_max_is_capped_only_in_legacy_ipam():
+    above = '{"ipam_type": "%s", "min_pool_size": 10, "max_pool_size": 4}'
+    crd = _crd_kube(eni_config={"eni_conf": above % "crd"},
+                    terway_nodes={"a": TerwayNodeCR("a", adapters=4, ipv4_per_adapter=15, min_pool_size=10,
+                                                    max_pool_size=4)})
+    views = {v.name: v for v in node_views(crd, CLOUD, effective_confs(crd))}
+    assert (views["a"].pool_min, views["a"].pool_max) == (10, 4)  # spec.pool as the daemon copied it
+    legacy = _crd_kube(terway_nodes=None, eni_config={"eni_conf": above % ""})
+    views = {v.name: v for v in node_views(legacy, CLOUD, effective_confs(legacy))}
+    assert (views["a"].pool_min, views["a"].pool_max) == (4, 4)  # terwayd's getPoolConfig caps it
+
+
 def test_crd_installed_but_ipam_type_legacy_is_legacy():
     kube = _crd_kube(eni_config={"eni_conf": '{"ipam_type": ""}'})
     views = {v.name: v for v in node_views(kube, CLOUD, effective_confs(kube))}

@@ -39,7 +39,6 @@ from ..terway.eniconf import (
     validate,
 )
 from ..terway.node import (
-    IPAM_LEGACY,
     NodeView,
     degradation_level,
     degradation_setting,
@@ -320,15 +319,13 @@ def pool_min_above_capacity(ctx: _Context, views: list[NodeView]) -> Iterable[Pr
     """The node's pool floor exceeds the IPs the node can hold. Terway allocates while idle IPs are
     below the floor and releases only above `max_pool_size`, so the node takes every IP it can hold
     from the vSwitch and keeps them (starving other nodes of the vSwitch), while its pool still never
-    reaches the floor. The floor is `min_pool_size` as the Node CR carries it in centralised IPAM
-    (uncapped), and `min(min_pool_size, max_pool_size)` in legacy IPAM, where terwayd caps it
-    (`daemon/config.go`, Terway v1.17.5)."""
+    reaches the floor. The floor is the node view's `pool_min`: `min_pool_size` as the Node CR carries it
+    in centralised IPAM (uncapped), `min(min_pool_size, max_pool_size)` in legacy IPAM, where terwayd caps
+    it (`daemon/config.go`, Terway v1.17.5)."""
     for view in views:
         if view.pool_min is None or view.ip_capacity is None:
             continue
         floor = view.pool_min
-        if view.ipam_mode == IPAM_LEGACY and view.pool_max is not None:
-            floor = min(view.pool_min, view.pool_max)
         if floor > view.ip_capacity:
             yield Problem("pool_min_above_capacity", view.name,
                           f"min_pool_size {floor} is above the node's IP capacity {view.ip_capacity}")

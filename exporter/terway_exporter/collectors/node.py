@@ -64,7 +64,7 @@ PER_NODE: tuple[tuple[Family, Callable[[NodeView], float | bool | None]], ...] =
         Family(
             "terway_node_pool_min_ips",
             "min_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the "
-            "node's dynamic config).",
+            "node's dynamic config; legacy IPAM caps it to max_pool_size, as terwayd does).",
             NODE,
         ),
         lambda v: v.pool_min,

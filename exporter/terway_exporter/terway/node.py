@@ -196,6 +196,10 @@ def node_view(
     # Exclusive-ENI and prefix-mode nodes keep no pool: the daemon forces spec.pool to 0 there.
     no_pool = node.exclusive_eni or prefix
     pool_min, pool_max = (0, 0) if no_pool else pool_bounds(cr, conf_ok, limits)
+    if legacy and pool_min is not None and pool_max is not None:
+        # Only legacy terwayd caps the minimum to the maximum (getPoolConfig in daemon/config.go, v1.17.5);
+        # centralised IPAM keeps spec.pool as configured, and its pool churns between the two.
+        pool_min = min(pool_min, pool_max)
     return NodeView(
         name=node.name,
         instance_id=node.instance_id or (cr.instance_id if cr else ""),
