@@ -1,4 +1,4 @@
-"""The `terway-exporter` command: serve, collect, demo, simulate (see shared/spec/cli.md)."""
+"""The `terway-exporter` command: serve, collect, demo, simulate (see docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from . import __version__
@@ -75,8 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_kubernetes(options: dict[str, Any]) -> None:
-    """Without a kubeconfig the exporter needs the in-cluster service account."""
-    if options["no_kubernetes"] or options["kubeconfig"]:
+    """A kubeconfig must load; without one the exporter needs the in-cluster service account."""
+    if options["no_kubernetes"]:
+        return
+    if options["kubeconfig"]:
+        from .sources.kube.kubeconfig import KubeconfigError, check_kubeconfig
+
+        try:
+            check_kubeconfig(os.path.expanduser(options["kubeconfig"]))
+        except KubeconfigError as err:
+            raise ConfigError(f"--kubeconfig: {err}") from None
         return
     if not os.environ.get("KUBERNETES_SERVICE_HOST"):
         raise ConfigError("--kubeconfig: not given and not running in a cluster "
@@ -88,7 +96,18 @@ def _serve(args: argparse.Namespace, options: dict[str, Any]) -> int:
 
     _check_kubernetes(options)
     host, port = options["listen_address"]
-    asyncio.run(Runtime(options).serve(host, port))
+    return _run_server(args.command, Runtime(options).serve(host, port))
+
+
+def _run_server(command: str, main: Coroutine[Any, Any, None]) -> int:
+    """Run `serve` or `demo`; a task that died ends the process with exit 1 (it was logged)."""
+    from .runtime import TaskDied
+
+    try:
+        asyncio.run(main)
+    except TaskDied as err:
+        print(f"terway-exporter {command}: task {err} ended unexpectedly (see the log); exiting", file=sys.stderr)
+        return EXIT_SOURCE_FAILED
     return EXIT_OK
 
 
@@ -128,8 +147,7 @@ def _demo(args: argparse.Namespace, options: dict[str, Any]) -> int:
     except ValueError as err:
         raise ConfigError(f"--listen-address: {err}") from None
     world = _load_world(args)
-    asyncio.run(run_demo(world, host, port, options))
-    return EXIT_OK
+    return _run_server(args.command, run_demo(world, host, port, options))
 
 
 if __name__ == "__main__":  # pragma: no cover

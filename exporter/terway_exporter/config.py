@@ -254,6 +254,8 @@ def _read_file(path: str | None) -> dict[str, Any]:
             data = yaml.safe_load(handle) or {}
     except OSError as err:
         raise ConfigError(f"--config: cannot read {path!r}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"--config: {path!r} is not UTF-8 text (byte {err.start})") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"--config: {path!r} is not valid YAML: {err}") from None
     if not isinstance(data, dict):

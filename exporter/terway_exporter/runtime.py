@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from .collectors.base import ClusterState, ExporterSettings
 from .collectors.registry import all_collectors
+from .config import ConfigError
 from .hub import SnapshotHub
 from .memory import release_freed_memory
 from .render import Exposition, Renderer
@@ -38,6 +40,12 @@ RENDER_PACING = 10.0
 GIL_SWITCH_INTERVAL = 0.001
 # Longest wait for the cluster's first list before the first cloud poll (see wait_for_kube_first_sync).
 KUBE_FIRST_SYNC_WAIT = 60.0
+# Longest wait for the tasks to end after a stop; SIGTERM must end the process within 10 s.
+SHUTDOWN_GRACE = 5.0
+
+
+class TaskDied(RuntimeError):
+    """A source or the renderer ended unexpectedly: the process must not live on without it."""
 
 
 @dataclass
@@ -101,7 +109,12 @@ class Runtime:
         runner = web.AppRunner(make_app(self.hub, self.holder.get), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:  # port in use, an address not on this host, a name that does not resolve
+            await runner.cleanup()
+            reason = err.strerror or str(err)
+            raise ConfigError(f"--listen-address: cannot listen on {_display_host(host)}:{port}: {reason}") from None
         bound = runner.addresses[0] if runner.addresses else (host, port)
         log.info("serving metrics on http://%s:%s/metrics", _display_host(bound[0]), bound[1])
         if started is not None and not started.done():
@@ -116,10 +129,15 @@ class Runtime:
             log.info("shutting down")
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await _close(self.cloud_source)
-            await _close(self.kube_source)
-            await runner.cleanup()
+            # Bounded: a task that swallows its cancellation must not keep the process alive.
+            _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+            for task in stuck:
+                log.error("task %s did not stop within %.0f s; exiting without it", task.get_name(), SHUTDOWN_GRACE)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SHUTDOWN_GRACE):
+                    await _close(self.cloud_source)
+                    await _close(self.kube_source)
+                    await runner.cleanup()
 
     async def _run_cloud(self) -> None:
         if self.kube_source is not None:
@@ -132,8 +150,11 @@ class Runtime:
         tick, last_tick = 0, time.monotonic()
         trimmed_after: tuple = ()
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that arrives
+            # as the event is set, and the render loop then outlived the shutdown forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.hub.changed.wait(), timeout=AGE_TICK_SECONDS)
+                async with asyncio.timeout(AGE_TICK_SECONDS):
+                    await self.hub.changed.wait()
             self.hub.changed.clear()
             if time.monotonic() - last_tick >= AGE_TICK_SECONDS:
                 tick, last_tick = tick + 1, time.monotonic()
@@ -216,20 +237,40 @@ def _display_host(host: str) -> str:
 
 
 def _stop_on_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+    """SIGTERM/SIGINT stop the exporter (a second one exits at once); SIGHUP is ignored.
+
+    The configuration is read once at start (flags, environment, file), so there is nothing to
+    reload: SIGHUP, which would otherwise kill the process, is logged and ignored.
+    """
     stop = asyncio.Event()
+
+    def on_stop_signal(name: str) -> None:
+        if stop.is_set():
+            log.error("%s again during shutdown: exiting now", name)
+            os._exit(1)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_stop_signal, sig.name)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, log.warning,
+                                "SIGHUP ignored: the configuration is read at start only; restart to change it")
     return stop
 
 
 async def _wait_stop_or_crash(stop: asyncio.Event, tasks: list[asyncio.Task]) -> None:
-    """Return when asked to stop; re-raise if a source or the renderer died unexpectedly."""
+    """Return when asked to stop; raise TaskDied if a source or the renderer ended on its own."""
     stopper = asyncio.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopper.cancel()
     for task in done:
-        if task is not stopper and not task.cancelled() and task.exception() is not None:
-            raise task.exception()
+        if task is stopper or task.cancelled():
+            continue
+        error = task.exception()
+        # A source's run() never returns while the process is meant to live: ending is dying.
+        log.error("task %s ended unexpectedly: %s", task.get_name(),
+                  f"{type(error).__name__}: {error}" if error is not None else "returned")
+        raise TaskDied(task.get_name()) from error

@@ -98,7 +98,11 @@ async def run_demo(world: World, host: str, port: int, base_options: dict[str, A
     started: asyncio.Future = asyncio.get_running_loop().create_future()
     server = asyncio.create_task(Runtime(options).serve(host, port, stop=_stop_event(), started=started))
     try:
-        bound = await asyncio.wait_for(asyncio.shield(started), timeout=30)
+        # The server task ends first when it cannot start (its error, such as a port in use, is raised).
+        await asyncio.wait([started, server], return_when=asyncio.FIRST_COMPLETED)
+        if not started.done():
+            await server
+        bound = started.result()
         shown = bound[0] if bound[0] not in ("0.0.0.0", "::") else "127.0.0.1"
         print(f"terway-exporter demo: scenario {world.name!r} ({len(world.nodes)} nodes)", flush=True)
         print(f"  metrics:    http://{shown}:{bound[1]}/metrics", flush=True)
