@@ -76,7 +76,8 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         return web.Response(status=503, text="no metrics rendered yet\n")
     slots, limits = request.app[SCRAPE_SLOTS_KEY], request.app[LIMITS_KEY]
     try:
-        await asyncio.wait_for(slots.acquire(), timeout=limits.queue_timeout)
+        async with asyncio.timeout(limits.queue_timeout):  # not wait_for: see runtime._render_loop
+            await slots.acquire()
     except TimeoutError:
         request.app[HUB_KEY].counters.count_scrape_rejected("too_many_concurrent")
         log.warning("503 to %s: %d /metrics responses already being written", request.remote,
