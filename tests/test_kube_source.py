@@ -516,3 +516,17 @@ async def test_watch_counts_events_k8s_io_series_like_core_events(cluster):
         await wait_for(hub, lambda s: s.network_errors == {
             ("Forbidden.RAM", "PodCreateFailed"): 3, ("Throttling", "DetachENIFailed"): 1,
             ("InvalidAccessKeyId.NotFound", "UpdatePodENIFailed"): 1})
+
+
+async def test_sandbox_failures_that_go_on_keep_counting_and_keep_the_pods_waiting(cluster):
+    made = await cluster(waiting_scenario(condition=False, web_event=False))
+    specs = [dict(spec) for spec in made.world.nodes["node-a"].kube["waiting_pods"]]
+    specs[0]["sandbox_event"] = {"count": 1, "last_seen_ago": 0, "repeat_seconds": 1}  # the kubelet keeps retrying
+    made.simulator.apply({"nodes": {"node-a": {"kube": {"waiting_pods": specs}}}})
+    hub = SnapshotHub()
+    async with watching(hub, fast_settings(made.kubeconfig)):
+        await wait_for(hub, lambda s: counted(s) == ["web", "web"])
+        # Each new occurrence is an increment of the events' counts, counted as it comes (the simulator's clock
+        # adds one per second to each of the two pods' events).
+        await wait_for(hub, lambda s: s.network_errors.get(("other", "FailedCreatePodSandBox"), 0) >= 4)
+        assert counted(hub.kube) == ["web", "web"]

@@ -289,10 +289,12 @@ def waiting_pods(world: World, node: WorldNode) -> list[dict]:
     return out
 
 
-def waiting_pod_events(world: World) -> list[dict]:
+def waiting_pod_events(world: World, now: float | None = None) -> list[dict]:
     """The kubelet's Warning events on waiting pods: `sandbox_event` on a `waiting_pods` spec (a message, or
-    `{message, count (3), last_seen_ago (30)}`) gives each pod a FailedCreatePodSandBox event (default message:
-    the terway plugin failing); `cause: volume` gives each a FailedMount event."""
+    `{message, count (3), last_seen_ago (30), repeat_seconds}`) gives each pod a FailedCreatePodSandBox event
+    (default message: the terway plugin failing); `cause: volume` gives each a FailedMount event.
+    `repeat_seconds`: the failure goes on, as the kubelet keeps retrying the sandbox: one more occurrence (count
+    and lastTimestamp) every that many seconds of `now` (the simulator's clock) after the last one."""
     out = []
     for node in world.nodes.values():
         for spec in waiting_pod_specs(node):
@@ -304,10 +306,16 @@ def waiting_pod_events(world: World) -> list[dict]:
                 involved = {"kind": "Pod", "namespace": namespace, "name": name, "node": node.name}
                 if sandbox:
                     message = sandbox.get("message") or SANDBOX_FAILURE
+                    count = int(sandbox.get("count", 3))
+                    last = ko.relative_at(sandbox, "last_seen", world, 30.0)
+                    first = last - 3600.0
+                    repeat = float(sandbox.get("repeat_seconds") or 0)
+                    if repeat > 0 and now is not None and now > last:
+                        more = int((now - last) // repeat)
+                        count, last = count + more, last + more * repeat
                     out.append(ko.event(world, {
-                        **{k: v for k, v in sandbox.items() if k.startswith("last_seen")},
+                        "first_seen_at": first, "last_seen_at": last, "count": count,
                         "reason": "FailedCreatePodSandBox", "source": "kubelet", "involved": involved,
-                        "count": int(sandbox.get("count", 3)),
                         "message": message.replace("{sandbox}", uid("sandbox", name).replace("-", "")[:12])
                                           .replace("{namespace}", namespace).replace("{name}", name)}))
                 if spec.get("cause") == "volume":
@@ -315,6 +323,12 @@ def waiting_pod_events(world: World) -> list[dict]:
                         "reason": "FailedMount", "source": "kubelet", "involved": involved, "count": 4,
                         "message": VOLUME_FAILURE.replace("{suffix}", short_hash(name, 5))}))
     return out
+
+
+def has_repeating_events(world: World) -> bool:
+    """Whether some waiting pods' sandbox failures go on (`sandbox_event.repeat_seconds`)."""
+    return any(isinstance(spec.get("sandbox_event"), dict) and spec["sandbox_event"].get("repeat_seconds")
+               for node in world.nodes.values() for spec in waiting_pod_specs(node))
 
 
 def unscheduled_pods(world: World) -> list[dict]:

@@ -130,7 +130,7 @@ class KubeSimulator:
             daemon = [p for p in store.items("pods") if p["metadata"]["labels"].get("app") == "terway-eniip"]
             changes += store.replace("daemonsets", [ko.daemonset(world, daemon)])
         if full or pods_changed:  # waiting pods come with their kubelet events
-            changes += store.replace("events", ko.events(world) + kp.waiting_pod_events(world))
+            changes += store.replace("events", ko.events(world) + kp.waiting_pod_events(world, now))
         if not full:
             return changes
         changes += store.replace("deployments", ko.deployments(world))
@@ -279,7 +279,7 @@ class KubeSimulator:
         return self.app_pod_count() + len(self.world.nodes)
 
     async def _tick(self) -> None:
-        """Once a second: due steps, churn, and the leader Lease renewal."""
+        """Once a second: due steps, churn, the leader Lease renewal, and sandbox failures that go on."""
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -292,6 +292,8 @@ class KubeSimulator:
                     due, self._churn_credit = int(self._churn_credit), self._churn_credit % 1
                     self.churn(due)
                 self._refresh_lease(time.time())
+                if kp.has_repeating_events(self.world):  # sandbox failures that go on
+                    self.store.replace("events", ko.events(self.world) + kp.waiting_pod_events(self.world, time.time()))
             except Exception:  # a bad step must not stop the clock; the error is the scenario's, say so
                 log.exception("scenario %s: step or churn failed", self.world.name)
 
