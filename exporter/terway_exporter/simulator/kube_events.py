@@ -9,8 +9,8 @@ events.k8s.io/v1 Events through client-go's `k8s.io/client-go/tools/events` reco
 - `regarding` is the object, `related` an optional second one (the PodENI of a Pod event),
   `note` the message, `action` one of Terway's `Action*` constants (`types/k8s.go`);
 - the first occurrence has no `series`; the second is written at once with `series.count` 2,
-  later ones when the recorder flushes the series (every 30 minutes, and 6 minutes after the
-  last repeat): `event_broadcaster.go` in client-go;
+  later ones when the recorder flushes the series (every 30 minutes, and once the series has
+  gone 6 minutes without a repeat, checked every 6 minutes): `event_broadcaster.go` in client-go;
 - the `deprecated*` fields (source, count, first/last timestamps) stay empty.
 
 The API server converts such an Event for core/v1 readers (`Convert_v1_Event_To_core_Event`,

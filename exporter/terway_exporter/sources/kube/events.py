@@ -21,8 +21,8 @@ pkg/apis/events/v1/conversion.go): `note` becomes `message`, `regarding` `involv
 `eventTime` and `series` date and count it. client-go's events.k8s.io recorder
 (k8s.io/client-go/tools/events, event_broadcaster.go) writes the first occurrence without
 `series`, the second with `series.count` 2 at once, and later ones when it flushes the series:
-every 30 minutes and when the series ends (6 minutes without a repeat). For those events the
-counter moves in such steps.
+every 30 minutes, and once the series has gone 6 minutes without a repeat (checked every 6
+minutes). For those events the counter moves in such steps.
 
 The same stream also yields `PodWait` facts: a kubelet Warning on a pod saying its sandbox
 network could not be set up, or that its volumes are not attached or mounted. The waiting-pods
