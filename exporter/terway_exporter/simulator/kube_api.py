@@ -13,6 +13,8 @@ Control endpoints for tests and the benchmark (no auth, 127.0.0.1 only):
   POST /_sim/kube/refresh            re-derive every object from the World
   POST /_sim/kube/churn              body {"count": N}: modify N pods / Node CRs now
   POST /_sim/kube/cut-watches        body {"mode": "partial"|"abort"}: end open watches mid-line / abruptly
+  POST /_sim/kube/freeze             body {"frozen": true|false}: a hung API server: requests get no answer
+                                     and open watches send nothing (no event, no bookmark) until thawed
   GET  /_sim/kube/stats              resourceVersion, compacted version, open watches, request count
 """
 
@@ -116,6 +118,8 @@ class KubeApi:
         self.stopping = False
         self.cut: tuple[int, str] = (0, "")
         self.open_watches = 0
+        self.thawed = asyncio.Event()
+        self.thawed.set()
 
     # ------------------------------------------------------------------ entry points
 
@@ -124,6 +128,7 @@ class KubeApi:
             return status_response(401, "Unauthorized", "Unauthorized")
         if request.method != "GET":
             return status_response(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+        await self.thawed.wait()
         self.sim.before_request()
         parts = [p for p in request.path.split("/") if p]
         if parts == ["version"]:
@@ -267,9 +272,14 @@ class KubeApi:
         next_bookmark = time.monotonic() + self.sim.bookmark_seconds
         cut_seen = self.cut[0]
         while not self.stopping:
+            if not self.thawed.is_set():
+                await self.thawed.wait()  # hung: nothing is sent, not even the closing bookmark
+                continue
             now = time.monotonic()
             if now >= deadline:
                 break
+            if not self.sim.resource_available(req.resource):
+                return  # the CRD was deleted: the API server ends its watches; a new one gets 404
             if self.cut[0] != cut_seen:
                 await self._cut(request, resp)
                 return
@@ -350,6 +360,12 @@ class KubeApi:
             return web.json_response({"changes": changes, "next_step": sim.next_step})
         if action == "churn":
             return web.json_response({"changes": sim.churn(int(body.get("count", 1)))})
+        if action == "freeze":
+            if body.get("frozen", True):
+                self.thawed.clear()
+            else:
+                self.thawed.set()
+            return web.json_response({"frozen": not self.thawed.is_set()})
         if action == "cut-watches":
             self.cut = (self.cut[0] + 1, str(body.get("mode", "partial")))
             return web.json_response({"watches": self.open_watches})
@@ -406,6 +422,7 @@ def make_kube_app(world: World, *, token: str = DEFAULT_TOKEN, sim: KubeSimulato
 
     async def on_shutdown(_app: web.Application) -> None:
         api.stopping = True  # open watches end within 0.2 s instead of holding the shutdown
+        api.thawed.set()  # and a frozen server lets its hung requests go
 
     async def on_cleanup(_app: web.Application) -> None:
         await sim.stop()

@@ -36,10 +36,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Why a list or watch was started again (the `reason` label of the restart counter):
-#   expired  the resourceVersion is too old (HTTP 410 Gone, or an ERROR event with code 410): full relist
-#   error    the API server failed, could not be reached, or sent a broken stream: back off, then resume
-#   closed   the server ended the watch; normally its timeoutSeconds elapsed: resume at once
-RESTART_REASONS = ("expired", "error", "closed")
+#   expired    the resourceVersion is too old (HTTP 410 Gone, or an ERROR event with code 410): full relist
+#   not_found  the watch got 404: the resource is no longer served (a CRD deleted): full relist, which
+#              finds it absent (legacy fallback for the Node CRD) or served again
+#   silent     no event and no bookmark for `silence_timeout`: the API server is hung or the connection
+#              is a black hole; the source is marked down and relists after the backoff
+#   error      the API server failed, could not be reached, or sent a broken stream: back off, then resume
+#   closed     the server ended the watch; normally its timeoutSeconds elapsed: resume at once
+RESTART_REASONS = ("expired", "not_found", "silent", "error", "closed")
 
 # A watch event larger than this is not a Kubernetes object (etcd's limit is 1.5 MiB).
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -67,6 +71,10 @@ class ReflectorSettings:
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     request_slack: float = 30.0  # client-side timeout of a watch = watch_timeout + this
+    # The API server's watch cache sends a bookmark about every minute besides events
+    # (defaultBookmarkFrequency in kubernetes staging/src/k8s.io/apiserver/pkg/storage/cacher/cacher.go):
+    # a watch silent for 2.5 of those periods is stale, not quiet.
+    silence_timeout: float = 150.0
     list_timeout: float = 60.0  # client-side timeout of one list page
 
 
@@ -86,6 +94,14 @@ class Expired(Exception):
 
 class ApiError(Exception):
     """A failed request or a broken stream; the message is one line, without credentials."""
+
+
+class NotServed(Exception):
+    """A watch got 404: the resource is gone from the server (its CRD was deleted)."""
+
+
+class Silent(ApiError):
+    """A watch sent nothing, not even a bookmark, for longer than the silence timeout."""
 
 
 @dataclass
@@ -139,8 +155,16 @@ class Reflector(Generic[T]):
                 expired_streak += 1
                 if expired_streak > 1:  # a server that keeps answering 410: do not spin
                     await asyncio.sleep(self._backoff(expired_streak - 1))
+            except NotServed:
+                # Relist now: an optional resource then reads as absent (the store empties, the CRD is
+                # re-checked later); a required one fails its list and backs off as any error does.
+                self.count_restart(self.name, "not_found")
+                log.warning("kubernetes %s: the watch got 404 (resource no longer served); relisting", self.name)
+                need_list = True
             except (ApiError, aiohttp.ClientError, TimeoutError, OSError, ValueError) as err:
-                self.count_restart(self.name, "error")
+                silent = isinstance(err, Silent)
+                self.count_restart(self.name, "silent" if silent else "error")
+                need_list = need_list or silent  # what happened while the stream was silent is unknown
                 failures += 1
                 delay = self._backoff(failures)
                 self._failed(one_line(err))
@@ -220,23 +244,40 @@ class Reflector(Generic[T]):
     # ------------------------------------------------------------------ watch
 
     async def _watch(self) -> None:
-        """One watch from `resource_version` until the server ends it; raises on errors."""
-        response = await self.spec.call(
-            watch=True, allow_watch_bookmarks=True, resource_version=self.resource_version or None,
-            timeout_seconds=self.settings.watch_timeout,
-            _request_timeout=float(self.settings.watch_timeout + self.settings.request_slack),
-        )
+        """One watch from `resource_version` until the server ends it; raises on errors.
+
+        The answer and every line after it must come within `silence_timeout` of the previous one
+        (bookmarks count): otherwise Silent, and the source shows down instead of stale-but-up.
+        """
+        silence = self.settings.silence_timeout
+        loop = asyncio.get_running_loop()
         try:
-            if response.status != 200:
-                _raise_for_status(response.status, await response.read())
-            self._succeeded()
-            async with contextlib.aclosing(ndjson_lines(response.content)) as lines:
-                async for line in lines:
-                    self._apply(line)
-        except aiohttp.ClientPayloadError as err:
-            raise ApiError(f"watch stream broken: {one_line(err)}") from err
-        finally:
-            response.release()
+            async with asyncio.timeout(silence) as deadline:
+                response = await self.spec.call(
+                    watch=True, allow_watch_bookmarks=True, resource_version=self.resource_version or None,
+                    timeout_seconds=self.settings.watch_timeout,
+                    _request_timeout=float(self.settings.watch_timeout + self.settings.request_slack),
+                )
+                try:
+                    if response.status == 404:
+                        raise NotServed()
+                    if response.status != 200:
+                        _raise_for_status(response.status, await response.read())
+                    self._succeeded()
+                    deadline.reschedule(loop.time() + silence)
+                    async with contextlib.aclosing(ndjson_lines(response.content)) as lines:
+                        async for line in lines:
+                            deadline.reschedule(loop.time() + silence)
+                            self._apply(line)
+                except aiohttp.ClientPayloadError as err:
+                    raise ApiError(f"watch stream broken: {one_line(err)}") from err
+                finally:
+                    response.release()
+        except TimeoutError as err:
+            if not deadline.expired():
+                raise  # the client's own request timeout, not silence
+            raise Silent(f"watch silent for {silence:.0f} s (no event, no bookmark): "
+                         "the API server may be hung") from err
 
     def _apply(self, line: bytes) -> None:
         try:
@@ -248,7 +289,10 @@ class Reflector(Generic[T]):
             log.warning("kubernetes %s: skipped an unreadable watch event (%s)", self.name, one_line(err))
             return
         if kind == "ERROR":
-            _raise_for_status(int(raw.get("code") or 500), json.dumps(raw).encode())
+            code = int(raw.get("code") or 500)
+            if code == 404:
+                raise NotServed()
+            _raise_for_status(code, json.dumps(raw).encode())
         self.status.last_success = time.time()  # a live watch is a successful one (bookmarks included)
         version = (raw.get("metadata") or {}).get("resourceVersion") if isinstance(raw.get("metadata"), dict) else None
         if kind in ("ADDED", "MODIFIED"):

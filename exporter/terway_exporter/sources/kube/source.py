@@ -54,6 +54,7 @@ class KubeSettings:
     publish_interval: float = 0.5  # at most one snapshot per this many seconds
     backoff_initial: float = 1.0  # seconds; doubled per consecutive failure, jittered
     backoff_max: float = 60.0
+    silence_timeout: float = 150.0  # a watch with no event and no bookmark for this long is stale
     # Warning events whose latest occurrence is older than this (unix seconds) count from their
     # next occurrence on; None: the moment run() starts (see events.py).
     events_since: float | None = None
@@ -62,6 +63,7 @@ class KubeSettings:
         return ReflectorSettings(
             page_size=self.page_size, watch_timeout=self.watch_timeout, resync=self.resync,
             absent_recheck=self.crd_recheck, backoff_initial=self.backoff_initial, backoff_max=self.backoff_max,
+            silence_timeout=self.silence_timeout,
         )
 
 
@@ -148,8 +150,10 @@ class KubeSource:
     async def _publish_loop(self) -> None:
         while True:
             # Also wake now and then: a quiet, healthy watch still moves its sources' last success.
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can drop a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), timeout=STATUS_REFRESH_SECONDS)
+                async with asyncio.timeout(STATUS_REFRESH_SECONDS):
+                    await self._dirty.wait()
             self._dirty.clear()
             self._report_statuses()
             if all(r.status.attempted for r in self._reflectors.values()):
