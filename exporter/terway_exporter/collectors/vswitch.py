@@ -29,7 +29,8 @@ def collect_vswitches(state: ClusterState) -> Iterator[Metric]:
         "1 for each vSwitch the cluster uses or is configured to use.",
         labels=["vswitch_id", "vpc_id", "zone_id", "cidr_block", "name"])
     for vsw in vswitches:
-        available.add_metric([vsw.vswitch_id], vsw.available_ips)
+        if vsw.available_ips is not None:  # None: the API's answer was not a count (logged)
+            available.add_metric([vsw.vswitch_id], vsw.available_ips)
         usable.add_metric([vsw.vswitch_id], vsw.usable_ips)
         info.add_metric([vsw.vswitch_id, vsw.vpc_id, vsw.zone_id, vsw.cidr_block, vsw.name], 1)
     yield from (available, usable, info)

@@ -8,11 +8,15 @@ each call's API reference (docs/api-contract.md lists the calls and their refere
 from __future__ import annotations
 
 import calendar
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
 
+from ...utf8 import valid_utf8
 from .snapshot import Eni, InstanceTypeLimits, SecurityGroup, VSwitch
+
+log = logging.getLogger(__name__)
 
 TERWAY_CREATORS = ("terway", "terway-controller")
 
@@ -35,13 +39,36 @@ def _required_str(item: Any, key: str) -> str:
     value = _get(item, key)
     if not isinstance(value, str) or not value:
         raise ValueError(f"missing {key}")
-    return value
+    return valid_utf8(value)
+
+
+def _str(item: Any, key: str) -> str:
+    """An optional text field ("" when absent), as valid UTF-8 (it may become a label value)."""
+    return valid_utf8(str(_get(item, key) or ""))
 
 
 def _int(value: Any, default: int = 0) -> int:
     if value is None or value == "":
         return default
     return int(float(value))
+
+
+# Above this a count is not a count (float64 stops being exact; no quota or vSwitch comes near it).
+MAX_COUNT = 2**53
+
+
+def _count(item: Any, key: str, default: int = 0) -> int:
+    """A non-negative count field; raises ValueError for a negative, fractional-nonsense or absurd one."""
+    value = _get(item, key)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} is {str(value)[:40]!r}, not a number") from None
+    if not 0 <= number <= MAX_COUNT:  # also false for NaN
+        raise ValueError(f"{key} is {str(value)[:40]}, not a count")
+    return int(number)
 
 
 def parse_time(value: Any) -> float | None:
@@ -61,13 +88,20 @@ def vswitches(body: dict[str, Any]) -> list[Any]:
 
 
 def parse_vswitch(item: Any) -> VSwitch:
+    vswitch_id = _required_str(item, "VSwitchId")
+    try:
+        available: int | None = _count(item, "AvailableIpAddressCount")
+    except ValueError as err:
+        # Not a reason to drop the vSwitch (it would read as deleted): its free IPs are unknown.
+        log.warning("DescribeVSwitches: %s of %s; its free IPs are left out", err, vswitch_id)
+        available = None
     return VSwitch(
-        vswitch_id=_required_str(item, "VSwitchId"),
-        vpc_id=str(_get(item, "VpcId") or ""),
-        zone_id=str(_get(item, "ZoneId") or ""),
-        cidr_block=str(_get(item, "CidrBlock") or ""),
-        name=str(_get(item, "VSwitchName") or ""),
-        available_ips=_int(_get(item, "AvailableIpAddressCount")),
+        vswitch_id=vswitch_id,
+        vpc_id=_str(item, "VpcId"),
+        zone_id=_str(item, "ZoneId"),
+        cidr_block=_str(item, "CidrBlock"),
+        name=_str(item, "VSwitchName"),
+        available_ips=available,
     )
 
 
@@ -92,12 +126,12 @@ def parse_eni(item: Any) -> Eni:
     instance_id = _get(item, "InstanceId") or (attachment.get("InstanceId") if isinstance(attachment, dict) else "")
     return Eni(
         eni_id=_required_str(item, "NetworkInterfaceId"),
-        status=str(_get(item, "Status") or ""),
-        type=str(_get(item, "Type") or ""),
+        status=_str(item, "Status"),
+        type=_str(item, "Type"),
         creator=creator_of(_nested_list(item, "Tags", "Tag")),
-        instance_id=str(instance_id or ""),
-        vswitch_id=str(_get(item, "VSwitchId") or ""),
-        zone_id=str(_get(item, "ZoneId") or ""),
+        instance_id=valid_utf8(str(instance_id or "")),
+        vswitch_id=_str(item, "VSwitchId"),
+        zone_id=_str(item, "ZoneId"),
         private_ips=len(_nested_list(item, "PrivateIpSets", "PrivateIpSet")),
         creation_time=parse_time(_get(item, "CreationTime")),
     )
@@ -111,12 +145,12 @@ def parse_instance_type(item: Any) -> InstanceTypeLimits:
     trunk = _get(item, "EniTrunkSupported")
     return InstanceTypeLimits(
         instance_type=_required_str(item, "InstanceTypeId"),
-        eni_quantity=_int(_get(item, "EniQuantity")),
-        ips_per_eni=_int(_get(item, "EniPrivateIpAddressQuantity")),
-        ipv6_per_eni=_int(_get(item, "EniIpv6AddressQuantity")),
-        eni_total_quantity=_int(_get(item, "EniTotalQuantity")),
+        eni_quantity=_count(item, "EniQuantity"),
+        ips_per_eni=_count(item, "EniPrivateIpAddressQuantity"),
+        ipv6_per_eni=_count(item, "EniIpv6AddressQuantity"),
+        eni_total_quantity=_count(item, "EniTotalQuantity"),
         trunk_supported=trunk is True or str(trunk).lower() == "true",
-        eri_quantity=_int(_get(item, "EriQuantity")),
+        eri_quantity=_count(item, "EriQuantity"),
     )
 
 
@@ -127,19 +161,18 @@ def security_groups(body: dict[str, Any]) -> list[Any]:
 def parse_security_group(item: Any) -> SecurityGroup:
     return SecurityGroup(
         security_group_id=_required_str(item, "SecurityGroupId"),
-        vpc_id=str(_get(item, "VpcId") or ""),
-        name=str(_get(item, "SecurityGroupName") or ""),
+        vpc_id=_str(item, "VpcId"),
+        name=_str(item, "SecurityGroupName"),
     )
 
 
 def product_quota(body: dict[str, Any]) -> tuple[int, int | None]:
     """GetProductQuota → (TotalQuota, TotalUsage or None)."""
     quota = _get(body, "Quota")
-    total = _get(quota, "TotalQuota")
-    if total is None:
+    if _get(quota, "TotalQuota") is None:
         raise ValueError("missing Quota.TotalQuota")
-    usage = _get(quota, "TotalUsage")
-    return _int(total), (None if usage is None else _int(usage))
+    usage = None if _get(quota, "TotalUsage") is None else _count(quota, "TotalUsage")
+    return _count(quota, "TotalQuota"), usage
 
 
 def account_eni_quota(body: dict[str, Any]) -> int:
@@ -147,5 +180,5 @@ def account_eni_quota(body: dict[str, Any]) -> int:
     for attribute in _nested_list(body, "AccountAttributeItems", "AccountAttributeItem"):
         if _get(attribute, "AttributeName") == "max-elastic-network-interfaces":
             for value in _nested_list(attribute, "AttributeValues", "ValueItem"):
-                return _int(_get(value, "Value"))
+                return _count(value, "Value")
     raise ValueError("no max-elastic-network-interfaces in the response")

@@ -26,7 +26,7 @@ class VSwitch:
     zone_id: str
     cidr_block: str
     name: str
-    available_ips: int  # AvailableIpAddressCount
+    available_ips: int | None  # AvailableIpAddressCount; None when the API answered no count
 
     @property
     def usable_ips(self) -> int:

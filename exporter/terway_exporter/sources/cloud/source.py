@@ -40,7 +40,7 @@ from aliyunsdkvpc.request.v20160428.DescribeVSwitchesRequest import DescribeVSwi
 
 from ...hub import SnapshotHub
 from ..status import SourceStatus
-from . import parse
+from . import ids, parse
 from .client import CloudApiError, CloudClient
 from .credentials import ChainProvider, CredentialOptions, ProviderSigner, default_provider, scrub
 from .ratelimit import RateLimiter
@@ -186,6 +186,7 @@ class CloudSource:
         # configured vSwitches outside the listed VPC, asked one by one (TTL `vswitch_lookup_ttl`).
         self._vswitch_cache: dict[tuple[str, str], tuple[VSwitch | None, float]] = {}
         self._usage_from_census = False
+        self._malformed_seen: set[str] = set()
         self._polled = asyncio.Event()
         for name in STATUS_NAMES:
             hub.register(name)
@@ -250,14 +251,30 @@ class CloudSource:
         return await self._step(ENI_CENSUS, lambda: self._run_census(client, targets))
 
     def targets(self) -> Targets:
+        """Settings merged with what the cluster names. A region, VPC or instance type from the
+        cluster that is not shaped like one is dropped (vSwitch and security group IDs are kept:
+        they are answered as missing, so the configuration checks name them)."""
         cluster, s = self.hub.targets, self.settings
         return Targets(
-            region_id=s.region_id or cluster.region_id,
-            vpc_id=s.vpc_id or cluster.vpc_id,
+            region_id=s.region_id or self._well_formed("region", cluster.region_id),
+            vpc_id=s.vpc_id or self._well_formed("vpc", cluster.vpc_id),
             vswitch_ids=frozenset(s.vswitch_ids) | cluster.vswitch_ids,
             security_group_ids=frozenset(s.security_group_ids) | cluster.security_group_ids,
-            instance_types=cluster.instance_types,
+            instance_types=frozenset(it for it in cluster.instance_types if self._well_formed("instance_type", it)),
         )
+
+    def _well_formed(self, kind: str, value: str | None) -> str | None:
+        if value is None or ids.well_formed(kind, value):
+            return value
+        self._warn_malformed(kind.replace("_", " "), value)
+        return None
+
+    def _warn_malformed(self, kind: str, value: str) -> None:
+        """Once per value: the cluster names it on every poll."""
+        if value not in self._malformed_seen:
+            self._malformed_seen.add(value)
+            log.warning("the cluster names a %s %s that cannot be an ID; not sending it to the cloud API",
+                        kind, ids.shown(value))
 
     def vpc_id(self, targets: Targets) -> str | None:
         """The configured VPC, else the one most target vSwitches belong to."""
@@ -372,6 +389,9 @@ class CloudSource:
     async def _vswitch_by_id(self, client: CloudClient, vswitch_id: str, now: float) -> VSwitch | None:
         """One vSwitch by its ID (DescribeVSwitches with VSwitchId only, as Terway asks), or None when
         the answer is empty; answers are cached for `vswitch_lookup_ttl`."""
+        if not ids.well_formed("vswitch", vswitch_id):
+            self._warn_malformed("vSwitch", vswitch_id)
+            return None  # cannot exist: reported missing, never sent
         key = (client.region_id, vswitch_id)
         cached = self._vswitch_cache.get(key)
         if cached is not None and now - cached[1] <= self.settings.vswitch_lookup_ttl:
@@ -466,7 +486,10 @@ class CloudSource:
 
     async def _poll_security_groups(self, client: CloudClient, t: Targets) -> dict[str, Any]:
         found = {}
-        for chunk in chunks(t.security_group_ids, SECURITY_GROUPS_PER_CALL):
+        asked = {sg for sg in t.security_group_ids if ids.well_formed("security_group", sg)}
+        for sg in t.security_group_ids - asked:
+            self._warn_malformed("security group", sg)  # cannot exist: reported missing, never sent
+        for chunk in chunks(asked, SECURITY_GROUPS_PER_CALL):
             def build(token: str, chunk: list[str] = chunk) -> DescribeSecurityGroupsRequest:
                 req = DescribeSecurityGroupsRequest()
                 req.set_SecurityGroupIds(json.dumps(chunk))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from ...utf8 import valid_utf8
+
 
 class ProjectionError(ValueError):
     """An object whose shape the projection cannot read (the message names the field)."""
@@ -37,7 +39,8 @@ def items(parent: Any, key: str) -> list[Any]:
 
 
 def text(parent: Any, key: str, default: str = "") -> str:
-    """`parent[key]` as a string; numbers and booleans are rendered, objects rejected."""
+    """`parent[key]` as a string (valid UTF-8: it may become a label value); numbers and booleans
+    are rendered, objects rejected."""
     value = _get(parent, key)
     if value is None:
         return default
@@ -45,26 +48,36 @@ def text(parent: Any, key: str, default: str = "") -> str:
         raise ProjectionError(f"{key} is a {type(value).__name__}, not a string")
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return valid_utf8(str(value))
+
+
+# Every integer the projections read is a count or a size; above this it is not one (float64
+# stops being exact) and would be exported as nonsense such as 1e308.
+MAX_COUNT = 2**53
 
 
 def integer(parent: Any, key: str) -> int | None:
-    """`parent[key]` as an int; None when absent. Strings of digits are accepted (annotations)."""
+    """`parent[key]` as a non-negative int; None when absent. Strings of digits are accepted
+    (annotations). A negative or absurd value makes the object malformed (skipped with a warning)."""
     value = _get(parent, key)
     if value is None:
         return None
     if isinstance(value, bool):
         raise ProjectionError(f"{key} is a boolean, not an integer")
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
         try:
-            return int(value.strip())
+            number = int(value.strip())
         except ValueError:
             raise ProjectionError(f"{key} is {value[:40]!r}, not an integer") from None
-    raise ProjectionError(f"{key} is a {type(value).__name__}, not an integer")
+    else:
+        raise ProjectionError(f"{key} is a {type(value).__name__}, not an integer")
+    if not 0 <= number <= MAX_COUNT:
+        raise ProjectionError(f"{key} is {str(value)[:40]}, not a count")
+    return number
 
 
 def flag(parent: Any, key: str) -> bool:
