@@ -147,7 +147,7 @@ class Option:
 
     @property
     def dest(self) -> str:
-        return self.name.replace("-", "_")
+        return re.sub(r"[-.]", "_", self.name)
 
     @property
     def env_name(self) -> str:
@@ -184,6 +184,10 @@ OPTIONS: tuple[Option, ...] = (
            parse_positive_float, default=5.0),
     Option("render-interval", "least time between two renders of the exposition while data keeps changing",
            parse_duration, default=1.0),
+    # The dotted name is the flag every exporter-toolkit (Go) exporter takes for this file.
+    Option("web.config.file", "web configuration file in exporter-toolkit's format: TLS, client certificates, "
+           "basic auth, headers (docs/cli.md); certificates are re-read when they change",
+           parse_readable_file, commands=("serve", "demo")),
     Option("log-level", "debug, info, warning or error", parse_choice("debug", "info", "warning", "error"),
            default="info", commands=("serve", "collect", "demo", "simulate")),
     Option("log-format", "text or json", parse_choice("text", "json"), default="text",
@@ -260,4 +264,4 @@ def _read_file(path: str | None) -> dict[str, Any]:
         raise ConfigError(f"--config: {path!r} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"--config: {path!r} must hold a mapping of option names to values")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    return {re.sub(r"[-.]", "_", str(k)): v for k, v in data.items()}

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from .collectors.base import ClusterState, ExporterSettings, ExporterStats, HistogramData
+from .collectors.base import ClusterState, ExporterSettings, ExporterStats, HistogramData, WebConfigStats
 from .sources.cloud.snapshot import CloudSnapshot, CloudTargets
 from .sources.kube.snapshot import KubeSnapshot
 from .sources.status import SourceStatus
@@ -34,6 +34,7 @@ class ExporterCounters:
         self._wait: dict[str, float] = {}
         self._restarts: dict[tuple[str, str], int] = {}
         self._scrapes_rejected: dict[str, int] = {}
+        self._web_config: WebConfigStats | None = None
         self._on_change = on_change
 
     def count_cloud_request(self, api: str, code: str, seconds: float) -> None:
@@ -59,6 +60,17 @@ class ExporterCounters:
             self._scrapes_rejected[reason] = self._scrapes_rejected.get(reason, 0) + 1
         self._changed()
 
+    def report_web_config(self, ok: bool, cert_not_after: float | None, now: float | None = None) -> None:
+        """A load or reload of --web.config.file: ok with the serving certificate's notAfter, or failed."""
+        with self._lock:
+            previous = self._web_config or WebConfigStats()
+            if ok:
+                self._web_config = replace(previous, reload_success=True, cert_not_after=cert_not_after,
+                                           last_success=time.time() if now is None else now)
+            else:
+                self._web_config = replace(previous, reload_success=False, failures=previous.failures + 1)
+        self._changed()
+
     def cloud_requests_total(self) -> int:
         with self._lock:
             return sum(self._requests.values())
@@ -72,6 +84,7 @@ class ExporterCounters:
                 cloud_rate_limit_wait=dict(self._wait),
                 kube_watch_restarts=dict(self._restarts),
                 scrapes_rejected=dict(self._scrapes_rejected),
+                web_config=self._web_config,
             )
 
     def _changed(self) -> None:

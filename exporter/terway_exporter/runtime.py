@@ -28,6 +28,7 @@ from .memory import release_freed_memory
 from .render import Exposition, Renderer
 from .server import make_app
 from .sources.cloud.snapshot import CloudTargets
+from .webconfig import WebConfigError, load_web_security
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Runtime:
     holder: ExpositionHolder = field(default_factory=ExpositionHolder)
     kube_source: Any = None
     cloud_source: Any = None
+    url_scheme: str = "http"  # https once serve() runs with TLS (--web.config.file)
 
     def __post_init__(self) -> None:
         settings = ExporterSettings(
@@ -105,10 +107,14 @@ class Runtime:
         loop = asyncio.get_running_loop()
         self.hub.bind_loop(loop)
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
+        try:
+            security = load_web_security(self.options.get("web_config_file"), self.hub.counters.report_web_config)
+        except WebConfigError as err:
+            raise ConfigError(f"--web.config.file: {err}") from None
         stop = stop or _stop_on_signals(loop)
-        runner = web.AppRunner(make_app(self.hub, self.holder.get), access_log=None)
+        runner = web.AppRunner(make_app(self.hub, self.holder.get, security=security), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=security.ssl_context if security else None)
         try:
             await site.start()
         except OSError as err:  # port in use, an address not on this host, a name that does not resolve
@@ -116,10 +122,15 @@ class Runtime:
             reason = err.strerror or str(err)
             raise ConfigError(f"--listen-address: cannot listen on {_display_host(host)}:{port}: {reason}") from None
         bound = runner.addresses[0] if runner.addresses else (host, port)
-        log.info("serving metrics on http://%s:%s/metrics", _display_host(bound[0]), bound[1])
+        self.url_scheme = security.scheme if security else "http"
+        log.info("serving metrics on %s://%s:%s/metrics", self.url_scheme, _display_host(bound[0]), bound[1])
+        if security is not None:
+            log.info("web configuration %s: %s", security.path, security.describe())
         if started is not None and not started.done():
             started.set_result(bound)
         tasks = [asyncio.create_task(self._render_loop(), name="render")]
+        if security is not None:
+            tasks.append(asyncio.create_task(security.watch(), name="web-config"))
         tasks.append(asyncio.create_task(self._run_cloud(), name="cloud"))
         if self.kube_source is not None:
             tasks.append(asyncio.create_task(self.kube_source.run(), name="kubernetes"))

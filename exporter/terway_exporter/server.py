@@ -24,6 +24,7 @@ from aiohttp import web
 
 from .hub import SnapshotHub
 from .render import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Exposition
+from .webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,12 @@ SCRAPE_SLOTS_KEY = web.AppKey("scrape_slots", asyncio.Semaphore)
 
 
 def make_app(hub: SnapshotHub, exposition: Callable[[], Exposition | None],
-             limits: ScrapeLimits = ScrapeLimits()) -> web.Application:
+             limits: ScrapeLimits = ScrapeLimits(), security: WebSecurity | None = None) -> web.Application:
+    """The endpoints; `security` (--web.config.file) adds basic auth, headers and the rate limit to every
+    path but /healthz and /readyz (TLS itself is the site's SSLContext)."""
     app = web.Application()
+    if security is not None:
+        security.install(app)
     app[HUB_KEY] = hub
     app[EXPOSITION_KEY] = exposition
     app[LIMITS_KEY] = limits

@@ -33,6 +33,17 @@ class ExporterStats:
     cloud_rate_limit_wait: dict[str, float] = field(default_factory=dict)  # api -> seconds
     kube_watch_restarts: dict[tuple[str, str], int] = field(default_factory=dict)  # (resource, reason)
     scrapes_rejected: dict[str, int] = field(default_factory=dict)  # reason -> /metrics requests
+    web_config: WebConfigStats | None = None  # None without --web.config.file
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfigStats:
+    """Loads of --web.config.file (see webconfig.WebSecurity.check)."""
+
+    reload_success: bool = True  # the last load or reload of the file and its certificates succeeded
+    failures: int = 0  # reloads that failed (the previous configuration stayed in force)
+    last_success: float | None = None  # unix time of the last successful load
+    cert_not_after: float | None = None  # notAfter of the serving certificate in force; None without TLS
 
 
 @dataclass(frozen=True, slots=True)

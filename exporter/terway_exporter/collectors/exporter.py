@@ -77,6 +77,31 @@ def scrapes_rejected(state: ClusterState) -> Iterable[Metric]:
     yield rejected
 
 
+def web_config(state: ClusterState) -> Iterable[Metric]:
+    """Only with --web.config.file: whether the file and its certificates reloaded, and the certificate's end."""
+    stats = state.stats.web_config
+    if stats is None:
+        return
+    success = GaugeMetricFamily("terway_exporter_web_config_reload_success",
+                                "1 when the last load of --web.config.file and its certificates succeeded, 0 when "
+                                "a changed file could not be loaded (the previous one stays in force).")
+    success.add_metric([], 1 if stats.reload_success else 0)
+    failures = CounterMetricFamily("terway_exporter_web_config_reload_failures",
+                                   "Reloads of --web.config.file or its certificates that failed.")
+    failures.add_metric([], stats.failures)
+    yield from (success, failures)
+    if stats.last_success is not None:
+        last = GaugeMetricFamily("terway_exporter_web_config_last_reload_success_timestamp_seconds",
+                                 "Unix time of the last successful load of --web.config.file.")
+        last.add_metric([], stats.last_success)
+        yield last
+    if stats.cert_not_after is not None:
+        expiry = GaugeMetricFamily("terway_exporter_web_tls_certificate_not_after_timestamp_seconds",
+                                   "notAfter of the TLS certificate the exporter serves (unix time).")
+        expiry.add_metric([], stats.cert_not_after)
+        yield expiry
+
+
 def _bound(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
@@ -87,4 +112,5 @@ COLLECTORS = (
     Collector("exporter_cloud_api", cloud_api, frozenset({"stats"})),
     Collector("exporter_kube_watches", kube_watches, frozenset({"stats"})),
     Collector("exporter_scrapes", scrapes_rejected, frozenset({"stats"})),
+    Collector("exporter_web_config", web_config, frozenset({"stats"})),
 )

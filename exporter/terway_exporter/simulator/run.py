@@ -90,13 +90,16 @@ async def run_demo(world: World, host: str, port: int, base_options: dict[str, A
         "kubeconfig": kubeconfig, "region": world.region_id,
         "log_level": base_options["log_level"], "log_format": base_options["log_format"],
     }
+    if base_options.get("web_config_file"):
+        flags["web_config_file"] = base_options["web_config_file"]
     # A demo should show change within seconds; the environment may still choose (tests poll faster).
     for option, value in DEMO_INTERVALS.items():
         if not os.environ.get(f"TERWAY_EXPORTER_{option.upper()}"):
             flags[option] = value
     options = resolve("serve", flags, os.environ)
     started: asyncio.Future = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(Runtime(options).serve(host, port, stop=_stop_event(), started=started))
+    runtime = Runtime(options)
+    server = asyncio.create_task(runtime.serve(host, port, stop=_stop_event(), started=started))
     try:
         # The server task ends first when it cannot start (its error, such as a port in use, is raised).
         await asyncio.wait([started, server], return_when=asyncio.FIRST_COMPLETED)
@@ -104,9 +107,10 @@ async def run_demo(world: World, host: str, port: int, base_options: dict[str, A
             await server
         bound = started.result()
         shown = bound[0] if bound[0] not in ("0.0.0.0", "::") else "127.0.0.1"
+        scheme = runtime.url_scheme
         print(f"terway-exporter demo: scenario {world.name!r} ({len(world.nodes)} nodes)", flush=True)
-        print(f"  metrics:    http://{shown}:{bound[1]}/metrics", flush=True)
-        print(f"  status:     http://{shown}:{bound[1]}/", flush=True)
+        print(f"  metrics:    {scheme}://{shown}:{bound[1]}/metrics", flush=True)
+        print(f"  status:     {scheme}://{shown}:{bound[1]}/", flush=True)
         print(f"  cloud APIs: {sims.cloud_url}", flush=True)
         print(f"  API server: {sims.kube_url} (kubeconfig {kubeconfig})", flush=True)
         print("  Ctrl-C to stop", flush=True)
