@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 from dataclasses import replace
 
 from prometheus_client.exposition import generate_latest
@@ -35,8 +37,13 @@ def test_per_node_parts_match_the_whole_rendering_and_only_changed_nodes_rebuild
     assert [key for key, part in after.items() if part is not before[key]] == [name]
     assert exposition.text == direct(second)
     assert f'terway_node_last_openapi_sync_timestamp_seconds{{node="{name}"}} 1.8e+09'.encode() in exposition.text
+    assert exposition.openmetrics is None, "not asked for yet: only the text format is rendered"
+    renderer.want_openmetrics()
+    exposition = renderer.render(second, 3)
     families = [m for c in all_collectors() for m in c.collect(second)]
-    assert exposition.openmetrics_text() == generate_openmetrics(_Families(families))
+    assert exposition.openmetrics == generate_openmetrics(_Families(families))
+    assert gzip.decompress(exposition.openmetrics_gzip) == exposition.openmetrics
+    assert gzip.decompress(exposition.text_gzip) == exposition.text
 
 
 def test_a_node_that_leaves_takes_its_series_and_shared_changes_rebuild_all():
@@ -62,15 +69,16 @@ def test_a_node_that_leaves_takes_its_series_and_shared_changes_rebuild_all():
 
 def test_openmetrics_once_asked_for_is_rendered_per_node_with_the_text():
     first = state(cluster(30))
-    renderer = Renderer(all_collectors())
+    wakes: list[int] = []
+    renderer = Renderer(all_collectors(), wake=lambda: wakes.append(1))
     assert not renderer.openmetrics_wanted
-    renderer.render(first, 1).openmetrics_text()  # the first request re-runs the collectors
-    assert renderer.openmetrics_wanted
+    renderer.render(first, 1).want_openmetrics()  # what the first OpenMetrics request does
+    renderer.render(first, 1).want_openmetrics()  # asked again before the next render: one wake
+    assert renderer.openmetrics_wanted and wakes == [1]
     name = sorted(first.kube.terway_nodes)[7]
     second = with_cr(first, name, last_sync_openapi=1_800_000_000.0)
     exposition = renderer.render(second, 2)
-    assert all(p.openmetrics is not None for p in exposition.parts)  # made by the render, not on demand
     families = [m for c in all_collectors() for m in c.collect(second)]
-    assert exposition.openmetrics_text() == generate_openmetrics(_Families(families))
+    assert exposition.openmetrics == generate_openmetrics(_Families(families))
     assert all(p.om_chunks is not None for p in renderer._parts["terway_nodes"].parts.values())
     assert not any(hasattr(p, "metrics") for p in renderer._parts["terway_nodes"].parts.values())

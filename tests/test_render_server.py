@@ -65,8 +65,11 @@ async def serve(hub: SnapshotHub, exposition):
 async def test_endpoints_and_negotiation():
     hub = SnapshotHub()
     hub.register("cloud_vswitches")
-    exposition = Renderer(SELF_COLLECTORS).render(hub.state(), 1)
-    server = await serve(hub, exposition)
+    renderer = Renderer(SELF_COLLECTORS)
+    exposition = renderer.render(hub.state(), 1)
+    current = {"exposition": exposition}
+    server = TestServer(make_app(hub, lambda: current["exposition"]), host="127.0.0.1")
+    await server.start_server()
     base = f"http://127.0.0.1:{server.port}"
     try:
         async with aiohttp.ClientSession(auto_decompress=False) as session:
@@ -86,6 +89,14 @@ async def test_endpoints_and_negotiation():
                 assert r.headers["Content-Encoding"] == "gzip"
                 assert gzip.decompress(await r.read()) == plain
             accept = "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+            # The first OpenMetrics request gets the text format (nothing is formatted on the event
+            # loop) and asks the renderer for OpenMetrics, which the next render then carries.
+            async with session.get(f"{base}/metrics", headers={"Accept": accept,
+                                                               "Accept-Encoding": "identity"}) as r:
+                assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+                assert await r.read() == plain
+            assert renderer.openmetrics_wanted
+            current["exposition"] = renderer.render(hub.state(), 2)
             async with session.get(f"{base}/metrics", headers={"Accept": accept,
                                                                "Accept-Encoding": "identity"}) as r:
                 assert r.headers["Content-Type"].startswith("application/openmetrics-text")
@@ -97,6 +108,13 @@ async def test_endpoints_and_negotiation():
                                                                "Accept-Encoding": "gzip"}) as r:
                 assert r.headers["Content-Encoding"] == "gzip"
                 assert gzip.decompress(await r.read()).decode() == body
+            # q=0 means "not acceptable" (RFC 9110): neither OpenMetrics nor gzip then.
+            refuse = {"Accept": "application/openmetrics-text;version=1.0.0;q=0, text/plain",
+                      "Accept-Encoding": "gzip;q=0, identity"}
+            async with session.get(f"{base}/metrics", headers=refuse) as r:
+                assert r.headers["Content-Type"].startswith("text/plain")
+                assert "Content-Encoding" not in r.headers
+                assert await r.read() == current["exposition"].text
             async with session.get(f"{base}/") as r:
                 page = await r.text()
             assert "/metrics" in page and "cloud_vswitches" in page and "Forbidden.RAM" in page
@@ -120,7 +138,7 @@ async def test_metrics_before_first_render_is_503():
 def large_exposition(size: int) -> Exposition:
     """An exposition whose text is `size` bytes: larger than loopback's socket buffers."""
     line = b"test_padding_metric 1\n"
-    return Exposition(version=1, parts=(), rendered_at=0.0, text=line * (size // len(line)))
+    return Exposition.of(1, line * (size // len(line)))
 
 
 async def request_without_reading(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -75,7 +75,7 @@ class Runtime:
             terway_namespace=self.options["terway_namespace"],
         )
         self.hub = SnapshotHub(settings, kube_enabled=not self.options["no_kubernetes"])
-        self.renderer = Renderer(all_collectors())
+        self.renderer = Renderer(all_collectors(), wake=self.hub.notify_threadsafe)
         self.explicit_targets = CloudTargets(
             region_id=self.options["region"], vpc_id=self.options["vpc_id"],
             vswitch_ids=frozenset(self.options["vswitch_ids"]),

@@ -66,13 +66,37 @@ def make_app(hub: SnapshotHub, exposition: Callable[[], Exposition | None],
     return app
 
 
+def _weights(header: str) -> dict[str, float]:
+    """An Accept or Accept-Encoding header as {media range or coding: q} (RFC 9110 section 12.4)."""
+    weights: dict[str, float] = {}
+    for element in header.split(","):
+        name, *params = (part.strip() for part in element.split(";"))
+        if not name:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0  # a q that is not a number: RFC 9110 has no meaning for it; do not prefer
+        name = name.lower()
+        weights[name] = max(weights.get(name, 0.0), q)
+    return weights
+
+
 def _wants_openmetrics(request: web.Request) -> bool:
-    accept = request.headers.get("Accept", "")
-    return "application/openmetrics-text" in accept
+    """OpenMetrics when the scraper weighs it above the text format (q=0 means never)."""
+    weights = _weights(request.headers.get("Accept", ""))
+    openmetrics = weights.get("application/openmetrics-text", 0.0)
+    text = max(weights.get("text/plain", 0.0), weights.get("text/*", 0.0), weights.get("*/*", 0.0))
+    return openmetrics > 0 and openmetrics >= text
 
 
 def _accepts_gzip(request: web.Request) -> bool:
-    return "gzip" in request.headers.get("Accept-Encoding", "")
+    weights = _weights(request.headers.get("Accept-Encoding", ""))
+    return weights.get("gzip", weights.get("*", 0.0)) > 0
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
@@ -90,12 +114,17 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         return web.Response(status=503, text="too many concurrent scrapes\n", headers={"Retry-After": "1"})
     try:
         gzipped = _accepts_gzip(request)
-        if _wants_openmetrics(request):
-            body = current.gzip_openmetrics() if gzipped else current.openmetrics_text()
+        openmetrics = _wants_openmetrics(request)
+        if openmetrics and current.openmetrics is None:
+            # Nothing is formatted on the event loop: answer in the text format (Prometheus accepts
+            # it) and ask the render loop to make OpenMetrics from now on.
+            current.want_openmetrics()
+            openmetrics = False
+        if openmetrics:
+            body = current.openmetrics_gzip if gzipped else current.openmetrics
             content_type = OPENMETRICS_CONTENT_TYPE
         else:
-            body = current.gzip_text() if gzipped else current.text
-            content_type = TEXT_CONTENT_TYPE
+            body, content_type = (current.text_gzip if gzipped else current.text), TEXT_CONTENT_TYPE
         # aiohttp's `content_type` argument rejects parameters; set the header whole.
         headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
         if gzipped:
