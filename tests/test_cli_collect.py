@@ -26,10 +26,10 @@ def simulate(scenario: str, workdir: Path):
     return proc, cloud, env
 
 
-def collect(cloud: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def collect(cloud: str, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "terway_exporter", "collect", "--ecs-endpoint", cloud, "--vpc-endpoint", cloud,
-         "--quotas-endpoint", cloud],
+         "--quotas-endpoint", cloud, *extra],
         capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", **env})
 
 
@@ -62,3 +62,31 @@ def test_collect_prints_clean_metrics_and_exit_code(tmp_path, scenario, exit_cod
     # A secret never reaches stdout or stderr.
     secret = env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
     assert secret not in result.stdout and secret not in result.stderr
+
+
+def test_family_selection_allowlist_denylist_and_no_node_metrics(tmp_path):
+    proc, cloud, env = simulate("healthy", tmp_path)
+    try:
+        everything = collect(cloud, env)
+        allowed = collect(cloud, env, "--metric-allowlist", "terway_vswitch_.*,terway_exporter_source_up")
+        denied = collect(cloud, env, "--metric-denylist", "terway_exporter_cloud_api_requests_total,terway_node_ips")
+        no_nodes = collect(cloud, env, "--no-node-metrics")
+        both = collect(cloud, env, "--metric-allowlist", "a", "--metric-denylist", "b")
+        bad = collect(cloud, env, "--metric-denylist", "terway_(")
+    finally:
+        proc.stop()
+
+    def families(result: subprocess.CompletedProcess) -> set[str]:
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert promtool_check(result.stdout).returncode == 0
+        return set(re.findall(r"^# TYPE (\S+)", result.stdout, re.M))
+
+    full = families(everything)
+    assert families(allowed) == {f for f in full if f.startswith("terway_vswitch_")} | {"terway_exporter_source_up"}
+    assert families(denied) == full - {"terway_exporter_cloud_api_requests_total", "terway_node_ips"}
+    kept = families(no_nodes)
+    assert not any(f.startswith("terway_node_") for f in kept) and "terway_daemon_container_waiting" not in kept
+    assert 'node="' not in no_nodes.stdout
+    assert {"terway_vswitch_available_ip_addresses", "terway_config_problems"} <= kept
+    for result, text in ((both, "exclusive"), (bad, "not a regular expression")):
+        assert result.returncode == 2 and text in result.stderr, result.stderr

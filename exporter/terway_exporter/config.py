@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .selection import parse_patterns
+
 
 class ConfigError(ValueError):
     """An invalid option; the message starts with the option's flag."""
@@ -182,6 +184,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("instance-type-cache-ttl", "how long instance-type limits are cached", parse_duration, default=21600.0),
     Option("cloud-api-rate", "most cloud API requests per second, all APIs together (Terway shares the account's limits)",
            parse_positive_float, default=5.0),
+    Option("metric-allowlist", "expose only the metric families matching one of these regular expressions "
+           "(comma-separated, whole name as queried, e.g. terway_vswitch_.*,terway_exporter_.*); "
+           "exclusive with --metric-denylist", parse_patterns, default=()),
+    Option("metric-denylist", "expose every metric family except those matching one of these regular expressions "
+           "(comma-separated, whole name as queried, e.g. terway_daemon_container_.*)", parse_patterns, default=()),
+    Option("no-node-metrics", "drop every family with a node label (terway_node_*, per-node daemon and "
+           "waiting-pod series): cluster-level signals only", parse_bool, default=False),
     Option("render-interval", "least time between two renders of the exposition while data keeps changing",
            parse_duration, default=1.0),
     # The dotted name is the flag every exporter-toolkit (Go) exporter takes for this file.
@@ -236,6 +245,9 @@ def resolve(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) 
     unknown = set(file_values) - {o.dest for o in OPTIONS}
     if unknown:
         raise ConfigError(f"--config: unknown option(s) {', '.join(sorted(unknown))}")
+    if resolved.get("metric_allowlist") and resolved.get("metric_denylist"):
+        raise ConfigError("--metric-allowlist and --metric-denylist are exclusive (as in kube-state-metrics): "
+                          "give one of them")
     return resolved
 
 

@@ -25,6 +25,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from .collectors.base import ClusterState, Collector
+from .selection import FamilySelection
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,10 @@ def _state_key(state: ClusterState, reads: frozenset[str], tick: int) -> tuple:
 
 
 class Renderer:
-    def __init__(self, collectors: Sequence[Collector], wake: Callable[[], None] | None = None) -> None:
+    def __init__(self, collectors: Sequence[Collector], wake: Callable[[], None] | None = None,
+                 selection: FamilySelection | None = None) -> None:
         self.collectors = tuple(collectors)
+        self.selection = selection or FamilySelection()
         self._cache: dict[str, _Rendered] = {}
         self._parts: dict[str, _PartsCache] = {}
         self.failures: dict[str, int] = {}
@@ -157,6 +160,8 @@ class Renderer:
                 text, openmetrics = self._render_parts(collector, state, want_om)
             else:
                 families = tuple(collector.collect(state))
+                if not self.selection.everything:
+                    families = tuple(self.selection.keeps_all(families))
                 text = generate_latest(_Families(families))
                 openmetrics = _openmetrics(families) if want_om else None
         except Exception:  # a collector bug must not take the others down
@@ -170,16 +175,21 @@ class Renderer:
     def _render_parts(self, collector: Collector, state: ClusterState, want_om: bool) -> tuple[bytes, bytes | None]:
         """Render only the parts whose inputs changed; reuse the others' text as it is."""
         parts = collector.parts(state)
+        selection = self.selection
+        empties = parts.empty if selection.everything else selection.keeps_all(parts.empty)
+        if not empties:
+            return b"", (b"" if want_om else None)  # every family of this collector is switched off
         cache = self._parts.setdefault(collector.name, _PartsCache())
         if cache.shared is None or cache.shared != parts.shared:
             cache.parts = {}
-        headers = [generate_latest(_Families([empty])) for empty in parts.empty]
-        om_headers = [_openmetrics([empty]) for empty in parts.empty] if want_om else None
+        headers = [generate_latest(_Families([empty])) for empty in empties]
+        om_headers = [_openmetrics([empty]) for empty in empties] if want_om else None
         fresh: dict[str, _Part] = {}
         for key, inputs, build in parts.items:
             part = cache.parts.get(key)
             if part is None or not _same_objects(part.inputs, inputs) or (want_om and part.om_chunks is None):
-                part = _render_part(inputs, build(), headers, om_headers)
+                metrics = build() if selection.everything else selection.keeps_all(build())
+                part = _render_part(inputs, metrics, headers, om_headers)
             fresh[key] = part
         cache.shared, cache.parts = parts.shared, fresh  # objects gone from the state drop out here
         text = _join_parts(headers, [p.chunks for p in fresh.values()])

@@ -21,11 +21,12 @@ from typing import Any
 from aiohttp import web
 
 from .collectors.base import ClusterState, ExporterSettings
-from .collectors.registry import all_collectors
+from .collectors.registry import all_collectors, per_node_family_names
 from .config import ConfigError
 from .hub import SnapshotHub
 from .memory import release_freed_memory
 from .render import Exposition, Renderer
+from .selection import FamilySelection
 from .server import make_app
 from .sources.cloud.snapshot import CloudTargets
 from .webconfig import WebConfigError, load_web_security
@@ -75,7 +76,10 @@ class Runtime:
             terway_namespace=self.options["terway_namespace"],
         )
         self.hub = SnapshotHub(settings, kube_enabled=not self.options["no_kubernetes"])
-        self.renderer = Renderer(all_collectors(), wake=self.hub.notify_threadsafe)
+        selection = FamilySelection(allow=self.options["metric_allowlist"], deny=self.options["metric_denylist"],
+                                    per_node=not self.options["no_node_metrics"],
+                                    per_node_names=per_node_family_names())
+        self.renderer = Renderer(all_collectors(), wake=self.hub.notify_threadsafe, selection=selection)
         self.explicit_targets = CloudTargets(
             region_id=self.options["region"], vpc_id=self.options["vpc_id"],
             vswitch_ids=frozenset(self.options["vswitch_ids"]),
@@ -88,16 +92,21 @@ class Runtime:
 
     # ------------------------------------------------------------ one-shot (collect)
 
-    async def collect_once(self) -> tuple[bytes, bool]:
-        """Run every source once; return the text exposition and whether all succeeded."""
+    async def sync_once(self) -> bool:
+        """Run every source once (`collect`, `check`, `capacity`); whether all succeeded. The
+        result is in the hub: `self.hub.state()`."""
         self.hub.bind_loop(asyncio.get_running_loop())
         if self.kube_source is not None:
             self.hub.publish_kube(await self.kube_source.sync_once())
             self._update_targets()
         await self.cloud_source.poll_once()
         await self.cloud_source.census_once()
+        return all(s.up for s in self.hub.sources.values() if s.attempted)
+
+    async def collect_once(self) -> tuple[bytes, bool]:
+        """Run every source once; return the text exposition and whether all succeeded."""
+        ok = await self.sync_once()
         exposition = self.renderer.render(self.hub.state(), self.hub.version)
-        ok = all(s.up for s in self.hub.sources.values() if s.attempted)
         return exposition.text, ok
 
     # ------------------------------------------------------------ long-running (serve)
