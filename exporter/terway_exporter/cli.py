@@ -18,6 +18,9 @@ from .logs import setup_logging
 log = logging.getLogger("terway_exporter")
 
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_NOT_CHECKED = 3  # check and capacity: could not check (a source failed, or invalid usage)
+# Commands that take the options of `collect` and report in the terminal.
+REPORT_COMMANDS = ("check", "capacity")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +44,47 @@ def build_parser() -> argparse.ArgumentParser:
                           help="where to write the kubeconfig (default: a file in a new temporary directory)")
     simulate.add_argument("--cloud-port", type=int, default=0, help="port of the simulated cloud APIs (default: free)")
     simulate.add_argument("--kube-port", type=int, default=0, help="port of the simulated API server (default: free)")
+    check = commands.add_parser(
+        "check", help="run every source once and report what is wrong with Terway, by area; exit 0/1/2/3",
+        description="Run every source once (like collect) and report the findings: the shipped alerts that would "
+                    "fire now, with their evidence and runbooks. Exit 0: no finding; 1: warnings only; "
+                    "2: a critical finding; 3: could not check (a source failed, or invalid usage).")
+    add_options(check, "collect")
+    _add_output_option(check)
+    _exit_on_usage_error(check, EXIT_NOT_CHECKED)
+    capacity = commands.add_parser(
+        "capacity", help="how many more pods and nodes the vSwitches, the ENI quota and the pools allow",
+        description="Run every source once and report, per zone, how many more pods can get an IP and how many "
+                    "more nodes of each instance type fit; with --add-nodes, whether that scale-out fits and which "
+                    "limit is hit first. Exit 0: answered (and the scale-out fits); 1: the scale-out does not "
+                    "fit; 3: could not compute (a source it needs failed, or invalid usage).")
+    add_options(capacity, "collect")
+    _add_output_option(capacity)
+    capacity.add_argument("--add-nodes", type=int, default=None, metavar="N",
+                          help="what-if: add N nodes (needs --instance-type)")
+    capacity.add_argument("--instance-type", default=None, metavar="TYPE",
+                          help="instance type of the nodes to add, e.g. ecs.g7.xlarge")
+    capacity.add_argument("--zone", default=None, metavar="ZONE",
+                          help="zone of the nodes to add (default: spread evenly over the zones with a "
+                               "configured vSwitch)")
+    capacity.add_argument("--pods-per-node", type=int, default=None, metavar="N",
+                          help="pods each new node runs (default: the average of today's nodes)")
+    _exit_on_usage_error(capacity, EXIT_NOT_CHECKED)
     return parser
+
+
+def _add_output_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", choices=("text", "json"), default="text",
+                        help="text for a terminal (colour only when stdout is one), json for scripts "
+                             "(default: text)")
+
+
+def _exit_on_usage_error(parser: argparse.ArgumentParser, code: int) -> None:
+    """Usage errors exit with `code`: for check, 2 means a critical finding, not a typo."""
+    def error(message: str) -> None:
+        parser.print_usage(sys.stderr)
+        parser.exit(code, f"{parser.prog}: error: {message}\n")
+    parser.error = error  # type: ignore[method-assign]
 
 
 def _add_simulator_options(parser: argparse.ArgumentParser, default_listen: str | None) -> None:
@@ -58,18 +101,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k != "command"}
+    usage_exit = EXIT_NOT_CHECKED if args.command in REPORT_COMMANDS else EXIT_USAGE
     try:
-        options = resolve(args.command, flags, os.environ)
+        options = resolve("collect" if args.command in REPORT_COMMANDS else args.command, flags, os.environ)
     except ConfigError as err:
         print(f"terway-exporter {args.command}: invalid configuration: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return usage_exit
+    if args.command in REPORT_COMMANDS and "log_level" not in flags and not os.environ.get("TERWAY_EXPORTER_LOG_LEVEL"):
+        options["log_level"] = "warning"  # the report is the output; the sources' progress is noise here
     setup_logging(options["log_level"], options["log_format"])
-    handler = {"serve": _serve, "collect": _collect, "demo": _demo, "simulate": _simulate}[args.command]
+    handler = {"serve": _serve, "collect": _collect, "demo": _demo, "simulate": _simulate,
+               "check": _check, "capacity": _capacity}[args.command]
     try:
         return handler(args, options)
     except ConfigError as err:
         print(f"terway-exporter {args.command}: invalid configuration: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return usage_exit
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -119,6 +166,79 @@ def _collect(args: argparse.Namespace, options: dict[str, Any]) -> int:
     sys.stdout.write(text.decode())
     sys.stdout.flush()
     return EXIT_OK if ok else EXIT_SOURCE_FAILED
+
+
+def _sync_state(options: dict[str, Any], instance_types: frozenset[str] = frozenset()):
+    """Run every source once, as `collect` does; the ClusterState it read."""
+    from dataclasses import replace
+
+    from .runtime import Runtime
+
+    _check_kubernetes(options)
+    runtime = Runtime(options)
+    if instance_types:  # a what-if's instance type must be looked up even when no node has it
+        runtime.explicit_targets = replace(runtime.explicit_targets, instance_types=instance_types)
+        runtime.hub.publish_targets(runtime.explicit_targets)
+
+    async def run():
+        try:
+            await runtime.sync_once()
+        finally:
+            runtime.cloud_source.close()
+        return runtime.hub.state()
+
+    return asyncio.run(run())
+
+
+def _colour() -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org/)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _check(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    from .findings import evaluate, report_context
+    from .findings.output import to_json, to_text
+
+    state = _sync_state(options)
+    report = evaluate(state)
+    context = report_context(state)
+    text = to_json(report, context) if args.output == "json" else to_text(report, context, colour=_colour())
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return report.exit_code
+
+
+def _capacity(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    from .capacity import WhatIfError, evaluate, what_if
+    from .capacity_output import NEEDED_SOURCES, exit_code, to_json, to_text
+    from .findings import report_context
+
+    wanted = args.add_nodes is not None or args.instance_type is not None
+    if wanted and (args.add_nodes is None or args.instance_type is None):
+        raise ConfigError("--add-nodes and --instance-type go together")
+    if args.add_nodes is not None and args.add_nodes < 1:
+        raise ConfigError("--add-nodes: give a number of nodes above 0")
+    if args.pods_per_node is not None and args.pods_per_node < 0:
+        raise ConfigError("--pods-per-node: give 0 or more")
+    if args.zone is not None and args.add_nodes is None:
+        raise ConfigError("--zone places the nodes of --add-nodes; give --add-nodes and --instance-type")
+    state = _sync_state(options, frozenset({args.instance_type}) if args.instance_type else frozenset())
+    failed = sorted(n for n in NEEDED_SOURCES if (s := state.sources.get(n)) is not None and s.attempted and not s.up)
+    capacity = evaluate(state, args.pods_per_node)
+    what = None
+    if wanted:
+        try:
+            what = what_if(state, args.add_nodes, args.instance_type, args.zone, args.pods_per_node)
+        except WhatIfError as err:
+            print(f"terway-exporter capacity: {err}", file=sys.stderr)
+            return EXIT_NOT_CHECKED
+    context = report_context(state)
+    if args.output == "json":
+        sys.stdout.write(to_json(capacity, context, state.now, failed, what))
+    else:
+        sys.stdout.write(to_text(capacity, context, state.now, failed, what, colour=_colour()))
+    sys.stdout.flush()
+    return exit_code(failed, what)
 
 
 def _load_world(args: argparse.Namespace):
