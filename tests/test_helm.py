@@ -180,6 +180,24 @@ def test_validation_rejects_what_the_api_server_would(helm_env: dict[str, str]) 
 
 # ----------------------------------------------------------------------------- scenarios
 
+BCRYPT = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG"  # exporter-toolkit docs' example
+BASIC_AUTH_REF = {"username": {"name": "prometheus-scrape-auth", "key": "username"},
+                  "password": {"name": "prometheus-scrape-auth", "key": "password"}}
+WEB_CONFIG: dict[str, Any] = {
+    "webConfig": {"enabled": True, "tls": {"secretName": "terway-exporter-tls"},
+                  "basicAuthUsers": {"prometheus": BCRYPT}, "headers": {"X-Content-Type-Options": "nosniff"}},
+    "serviceMonitor": {"basicAuth": BASIC_AUTH_REF},
+}
+MTLS: dict[str, Any] = {
+    "webConfig": {"enabled": True, "tls": {"secretName": "terway-exporter-tls",
+                                           "clientAuthType": "RequireAndVerifyClientCert",
+                                           "clientCASecretName": "prometheus-client-ca"}},
+    "serviceMonitor": {"tlsConfig": {
+        "ca": {"secret": {"name": "terway-exporter-tls", "key": "ca.crt"}},
+        "cert": {"secret": {"name": "prometheus-client-cert", "key": "tls.crt"}},
+        "keySecret": {"name": "prometheus-client-cert", "key": "tls.key"},
+        "serverName": "terway-exporter.monitoring.svc"}},
+}
 EXISTING_SECRET = {"source": "existingSecret",
                    "existingSecret": {"name": "terway-exporter-ak", "securityTokenKey": "sts-token"}}
 ALL_ON: dict[str, Any] = {
@@ -221,6 +239,16 @@ ALL_ON: dict[str, Any] = {
                    "annotations": {"grafana_folder": "Terway"}},
     "networkPolicy": {"enabled": True, "allowedNamespaces": ["monitoring", "arms-prom"],
                       "extraFrom": [{"podSelector": {"matchLabels": {"app": "vmagent"}}}]},
+    "webConfig": {"enabled": True, "tls": {"secretName": "terway-exporter-tls", "clientAuthType": "VerifyClientCertIfGiven",
+                                           "clientCASecretName": "prometheus-client-ca", "minVersion": "TLS13"},
+                  "basicAuthUsers": {"prometheus": BCRYPT, "grafana-agent": BCRYPT},
+                  "headers": {"X-Frame-Options": "deny", "Strict-Transport-Security": "max-age=31536000"}},
+}
+ALL_ON["serviceMonitor"] |= {
+    # The ServiceMonitor is in another namespace than the TLS Secret: its tlsConfig names its own.
+    "tlsConfig": {"ca": {"configMap": {"name": "terway-exporter-ca", "key": "ca.crt"}},
+                  "serverName": "terway-exporter.monitoring.svc"},
+    "basicAuth": BASIC_AUTH_REF,
 }
 ALL_OFF: dict[str, Any] = {
     "serviceMonitor": {"enabled": False}, "prometheusRule": {"enabled": False},
@@ -237,6 +265,7 @@ TOGGLES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "rbac": ({"rbac": {"create": True}}, {"rbac": {"create": False}}),
     "serviceAccount": ({"serviceAccount": {"create": True}},
                        {"serviceAccount": {"create": False, "name": "terway-exporter-existing"}}),
+    "webConfig": (WEB_CONFIG, {"webConfig": {"enabled": False}}),
 }
 CREDENTIALS: dict[str, dict[str, Any]] = {
     "ecsRamRole": {"source": "ecsRamRole"},
@@ -272,6 +301,8 @@ def expected_kinds(values: Mapping[str, Any]) -> dict[str, int]:
         kinds["ConfigMap"] = len(dashboard_files())
     if effective["networkPolicy"]["enabled"]:
         kinds["NetworkPolicy"] = 1
+    if effective["webConfig"]["enabled"] and not effective["webConfig"]["existingSecret"]:
+        kinds["Secret"] = 1
     return kinds
 
 
@@ -412,7 +443,7 @@ def test_exporter_values_become_flags(helm_env: dict[str, str]) -> None:
         "serve", f"--listen-address=:{PORT}", "--region=cn-hangzhou", "--vpc-id=vpc-bp1abc",
         "--vswitch-ids=vsw-bp1a,vsw-bp1b", "--security-group-ids=sg-bp1a", "--cloud-poll-interval=2m",
         "--cloud-api-rate=2.5", "--terway-namespace=kube-system", "--log-level=debug", "--log-format=text",
-        "--leak-grace-period=30m",
+        "--web.config.file=/etc/terway-exporter/web/web-config.yml", "--leak-grace-period=30m",
     ]
 
 
@@ -420,7 +451,7 @@ def test_every_rendered_flag_is_one_the_exporter_takes(helm_env: dict[str, str])
     script = Path(sys.executable).parent / "terway-exporter"
     result = subprocess.run([str(script), "serve", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    known = set(re.findall(r"(--[a-z][a-z0-9-]*)", result.stdout))
+    known = set(re.findall(r"(--[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*)", result.stdout))  # --web.config.file
     rendered = {arg.split("=", 1)[0] for arg in container(render(helm_env, ALL_ON))["args"][1:]}
     assert rendered <= known, f"flags `terway-exporter serve` does not take: {sorted(rendered - known)}"
 
@@ -472,7 +503,11 @@ def test_ecs_ram_role_needs_no_key(helm_env: dict[str, str], source: str) -> Non
 def test_no_rendered_object_carries_a_key_in_plain_text(helm_env: dict[str, str]) -> None:
     for values in (ALL_ON, *({"credentials": c} for c in CREDENTIALS.values())):
         objects = render(helm_env, values)
-        assert not by_kind(objects, "Secret"), "the chart never creates a Secret from values"
+        # The one Secret the chart writes is the web configuration, whose passwords are bcrypt hashes.
+        for secret in by_kind(objects, "Secret"):
+            assert secret["metadata"]["name"].endswith("-web-config") and set(secret["stringData"]) == {"web-config.yml"}
+            users = yaml.safe_load(secret["stringData"]["web-config.yml"]).get("basic_auth_users", {})
+            assert all(re.fullmatch(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}", h) for h in users.values()), users
         for name, entry in env_of(objects).items():
             if name.startswith("ALIBABA_CLOUD_ACCESS_KEY") or name == "ALIBABA_CLOUD_SECURITY_TOKEN":
                 assert "value" not in entry and "secretKeyRef" in entry["valueFrom"]
@@ -508,6 +543,13 @@ SCHEMA_REJECTS = [
      "/prometheusRule/alertOverrides/TerwayVSwitchIPsLow/threshold", ""),
     (["networkPolicy.allowedNamespaces[0]=Not_A_Namespace"], "/networkPolicy/allowedNamespaces/0", "pattern"),
     (["image.digest=latest"], "/image/digest", "does not match pattern"),
+    (["webConfig.basicAuthUsers.prometheus=hunter2"], "/webConfig/basicAuthUsers/prometheus", "does not match pattern"),
+    (["webConfig.tls.clientAuthType=Always"], "/webConfig/tls/clientAuthType", "'RequireAndVerifyClientCert'"),
+    (["webConfig.tls.minVersion=TLS10"], "/webConfig/tls/minVersion", "'TLS12', 'TLS13'"),
+    (["webConfig.headers.Server=nginx"], "additional properties 'Server' not allowed", ""),
+    (["webConfig.headers.X-Frame-Options=allow"], "/webConfig/headers/X-Frame-Options", "'deny', 'sameorigin'"),
+    (["serviceMonitor.basicAuth.username.name=s", "serviceMonitor.basicAuth.username.key=u"],
+     "/serviceMonitor/basicAuth", "password"),
 ]
 
 
@@ -668,6 +710,114 @@ def test_network_policy_admits_only_named_namespaces(helm_env: dict[str, str]) -
     assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
     assert rule["from"] == [{"namespaceSelector": {"matchExpressions": [
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}]}}]
+
+
+# ----------------------------------------------------------------------------- web configuration (TLS, basic auth)
+
+
+def web_config_file(objects: list[dict[str, Any]], tmp_path: Path) -> Path:
+    secret = one(objects, "Secret")
+    path = tmp_path / "web-config.yml"
+    path.write_text(secret["stringData"]["web-config.yml"])
+    return path
+
+
+def volumes_and_mounts(objects: list[dict[str, Any]]) -> tuple[dict[str, dict], dict[str, dict]]:
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    return ({v["name"]: v for v in pod["volumes"]},
+            {m["name"]: m for m in pod["containers"][0]["volumeMounts"]})
+
+
+def test_web_config_with_tls_and_basic_auth(helm_env: dict[str, str], tmp_path: Path) -> None:
+    from terway_exporter.webconfig import read_web_config
+
+    objects = check_render(helm_env, WEB_CONFIG)
+    c = container(objects)
+    assert c["args"][-1] == "--web.config.file=/etc/terway-exporter/web/web-config.yml"
+    # The file the chart writes is one the exporter accepts, naming the mounted TLS Secret.
+    config = read_web_config(str(web_config_file(objects, tmp_path)))
+    assert (config.tls.cert_file, config.tls.key_file) == ("/etc/terway-exporter/tls/tls.crt",
+                                                           "/etc/terway-exporter/tls/tls.key")
+    assert config.tls.client_auth_type == "NoClientCert" and config.tls.min_version == "TLS12"
+    assert dict(config.users) == {"prometheus": BCRYPT.encode()}
+    assert dict(config.headers) == {"X-Content-Type-Options": "nosniff"}
+    volumes, mounts = volumes_and_mounts(objects)
+    assert volumes["web-tls"]["secret"] == {"secretName": "terway-exporter-tls"}
+    assert volumes["web-config"]["secret"]["secretName"] == one(objects, "Secret")["metadata"]["name"]
+    # Whole directories, never subPath: the kubelet then swaps renewed certificates in place.
+    assert mounts["web-tls"] == {"name": "web-tls", "mountPath": "/etc/terway-exporter/tls", "readOnly": True}
+    assert mounts["web-config"]["mountPath"] == "/etc/terway-exporter/web"
+    assert not any("subPath" in m for m in mounts.values())
+    # The kubelet's probes speak HTTPS (without verifying) and need no password: /healthz and /readyz are open.
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics", "scheme": "HTTPS"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics", "scheme": "HTTPS"}
+    annotations = one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert re.fullmatch(r"[0-9a-f]{64}", annotations["checksum/web-config"])
+    endpoint = one(objects, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == {"ca": {"secret": {"name": "terway-exporter-tls", "key": "ca.crt"}},
+                                     "serverName": "terway-exporter.monitoring.svc"}
+    assert endpoint["basicAuth"] == BASIC_AUTH_REF
+    assert one(objects, "Service")["metadata"]["name"] + ".monitoring.svc" == endpoint["tlsConfig"]["serverName"]
+
+
+def test_web_config_with_client_certificates(helm_env: dict[str, str], tmp_path: Path) -> None:
+    from terway_exporter.webconfig import read_web_config
+
+    objects = check_render(helm_env, MTLS)
+    config = read_web_config(str(web_config_file(objects, tmp_path)))
+    assert config.tls.client_auth_type == "RequireAndVerifyClientCert"
+    assert config.tls.client_ca_file == "/etc/terway-exporter/client-ca/ca.crt"
+    volumes, mounts = volumes_and_mounts(objects)
+    assert volumes["web-client-ca"]["secret"] == {"secretName": "prometheus-client-ca",
+                                                  "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    assert mounts["web-client-ca"]["mountPath"] == "/etc/terway-exporter/client-ca"
+    # The kubelet has no client certificate: the probes only check that the port accepts connections.
+    c = container(objects)
+    for probe in (c["livenessProbe"], c["readinessProbe"]):
+        assert probe["tcpSocket"] == {"port": "metrics"} and "httpGet" not in probe
+    endpoint = one(objects, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["tlsConfig"] == MTLS["serviceMonitor"]["tlsConfig"] and "basicAuth" not in endpoint
+    # Without a separate client CA Secret, the TLS Secret's ca.crt signs the clients.
+    same_ca = merged(MTLS, {"webConfig": {"tls": {"clientCASecretName": ""}}})
+    config = read_web_config(str(web_config_file(render(helm_env, same_ca), tmp_path)))
+    assert config.tls.client_ca_file == "/etc/terway-exporter/tls/ca.crt"
+
+
+def test_web_config_from_an_existing_secret(helm_env: dict[str, str]) -> None:
+    values = {"webConfig": {"enabled": True, "existingSecret": "my-web-config", "tls": {"enabled": False}}}
+    objects = check_render(helm_env, values)
+    volumes, _ = volumes_and_mounts(objects)
+    assert volumes["web-config"]["secret"]["secretName"] == "my-web-config" and "web-tls" not in volumes
+    assert container(objects)["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    endpoint = one(objects, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert "scheme" not in endpoint and "tlsConfig" not in endpoint
+    assert "annotations" not in one(objects, "Deployment")["spec"]["template"]["metadata"]
+
+
+def test_web_config_off_changes_nothing(helm_env: dict[str, str]) -> None:
+    objects = render(helm_env)
+    assert not by_kind(objects, "Secret")
+    assert not any(a.startswith("--web.config.file") for a in container(objects)["args"])
+    endpoint = one(objects, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert not {"scheme", "tlsConfig", "basicAuth"} & set(endpoint)
+
+
+@pytest.mark.parametrize(("set_args", "expected"), [
+    (["webConfig.enabled=true"], "webConfig.tls.secretName: name the kubernetes.io/tls Secret"),
+    (["webConfig.enabled=true", "webConfig.tls.enabled=false"], "webConfig.enabled: nothing to configure"),
+    (["webConfig.enabled=true", "webConfig.tls.secretName=tls", f"webConfig.basicAuthUsers.prometheus={BCRYPT}"],
+     "serviceMonitor.basicAuth: the exporter asks for basic auth"),
+    (["webConfig.enabled=true", "webConfig.tls.secretName=tls",
+      "webConfig.tls.clientAuthType=RequireAndVerifyClientCert"],
+     "serviceMonitor.tlsConfig: the exporter requires client certificates"),
+    (["webConfig.enabled=true", "webConfig.tls.secretName=tls", "serviceMonitor.namespace=observability"],
+     "serviceMonitor.tlsConfig: the ServiceMonitor is in namespace observability"),
+    (["webConfig.enabled=true", "webConfig.existingSecret=mine"],
+     "serviceMonitor.tlsConfig: tell Prometheus how to verify"),
+])
+def test_web_config_that_cannot_work_is_refused(helm_env: dict[str, str], set_args: list[str], expected: str) -> None:
+    assert expected in render_error(helm_env, *set_args)
 
 
 # ----------------------------------------------------------------------------- RBAC

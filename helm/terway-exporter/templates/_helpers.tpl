@@ -73,6 +73,9 @@ app.kubernetes.io/part-of: terway-exporter
 - {{ printf "--terway-namespace=%s" $e.terwayNamespace | quote }}
 - {{ printf "--log-level=%s" $e.logLevel | quote }}
 - {{ printf "--log-format=%s" $e.logFormat | quote }}
+{{- if .Values.webConfig.enabled }}
+- {{ printf "--web.config.file=%s" (include "terway-exporter.webConfigPath" .) | quote }}
+{{- end }}
 {{- range $e.extraArgs }}
 - {{ . | quote }}
 {{- end }}
