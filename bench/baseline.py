@@ -57,6 +57,7 @@ from terway_exporter.sources.kube.objects import (
     project_pod_networking,
     project_service,
 )
+from terway_exporter.sources.kube.podenis import project_pod_eni
 from terway_exporter.sources.kube.pods import project_pod_summary, project_waiting_pod
 from terway_exporter.sources.kube.reflector import ReflectorStatus
 from terway_exporter.sources.kube.source import build_snapshot, group_status
@@ -102,6 +103,7 @@ def resources(api: client.ApiClient, namespace: str) -> list[Resource]:
                                      field_selector=by_name(KUBERNETES_SERVICE)), project_service, name_of),
         Resource("pod_networkings", partial(crd, "podnetworkings"), project_pod_networking, name_of,
                  optional=True),
+        Resource("pod_enis", partial(crd, "podenis"), project_pod_eni, optional=True),
     ]
 
 

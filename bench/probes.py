@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,3 +198,81 @@ def body_size(url: str) -> int:
     """Uncompressed size of one /metrics body."""
     status, body = http(url, timeout=120.0)
     return len(body) if status == 200 else 0
+
+
+# ------------------------------------------------------------------ a real Prometheus
+
+# What Prometheus 2.42 sends with its default configuration (scrape.go, acceptHeader / gzip).
+PROMETHEUS_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+              "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+    "X-Prometheus-Scrape-Timeout-Seconds": "10",
+}
+
+
+def wire_bytes(url: str, headers: dict[str, str] = PROMETHEUS_HEADERS) -> tuple[int, str]:
+    """Bytes of one /metrics answer as sent (not decompressed) and its content type."""
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return len(response.read()), response.headers.get("Content-Type", "")
+
+
+@dataclass
+class Prometheus:
+    """A Prometheus (Debian's package) scraping one target with its default headers, rules loaded."""
+
+    process: Process
+    port: int
+
+    @classmethod
+    def start(cls, workdir: Path, target: str, rule_files: list[Path], port: int,
+              scrape_interval: str = "10s") -> Prometheus:
+        import shutil
+
+        import yaml
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = {
+            "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval,
+                       "scrape_timeout": scrape_interval},
+            "rule_files": [str(p) for p in rule_files],
+            "scrape_configs": [{"job_name": "terway-exporter", "static_configs": [{"targets": [target]}]}],
+        }
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        argv = [shutil.which("prometheus") or "prometheus", f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"]
+        process = Process.start("prometheus", argv, dict(os.environ), workdir)
+        prometheus = cls(process, port)
+        deadline = time.monotonic() + 60
+        while http(f"http://127.0.0.1:{port}/-/ready", timeout=2.0)[0] != 200:
+            if not process.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"prometheus did not start:\n{process.log_tail()}")
+            time.sleep(0.2)
+        return prometheus
+
+    def query(self, expr: str) -> float | None:
+        """The single value of an instant query (None when empty)."""
+        status, body = http(f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+        if status != 200:
+            raise RuntimeError(f"query {expr!r}: HTTP {status} {body[:200]!r}")
+        result = json.loads(body)["data"]["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    def slowest_rule_group(self) -> float | None:
+        """The longest last evaluation of a rule group, seconds (GET /api/v1/rules evaluationTime)."""
+        status, body = http(f"http://127.0.0.1:{self.port}/api/v1/rules")
+        if status != 200:
+            return None
+        groups = json.loads(body)["data"]["groups"]
+        return max((float(g.get("evaluationTime") or 0) for g in groups), default=None)
+
+    def wait_for_scrapes(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (self.query('count_over_time(up{job="terway-exporter"}[1h])') or 0) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prometheus did not scrape {count} times within {timeout:.0f} s")
+            time.sleep(1.0)
+
+    def stop(self) -> None:
+        self.process.stop()

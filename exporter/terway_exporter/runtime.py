@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 
 # Age-based gauges (oldest waiting pod, lease age...) are refreshed at least this often.
 AGE_TICK_SECONDS = 15.0
-# A render is followed by at least this many times its own duration without one (see _render_loop).
+# A render is followed by at least this many times its own duration without one (see _render_loop),
+# but never by more than MAX_RENDER_PAUSE: the exposition must follow the cluster within seconds.
 RENDER_PACING = 10.0
+MAX_RENDER_PAUSE = 10.0
 # While a render thread holds the GIL, the event loop answering scrapes waits up to one switch
 # interval for it (5 ms by default, several times per response): 1 ms keeps /metrics fast.
 GIL_SWITCH_INTERVAL = 0.001
@@ -178,17 +180,23 @@ class Runtime:
             self.hub.changed.clear()
             if time.monotonic() - last_tick >= AGE_TICK_SECONDS:
                 tick, last_tick = tick + 1, time.monotonic()
-            started = time.monotonic()
             self._update_targets()
             state, version = self.hub.state(), self.hub.version
-            self.holder.current = await asyncio.to_thread(self.renderer.render, state, version, tick)
+            self.holder.current, took = await asyncio.to_thread(self._timed_render, state, version, tick)
             if _large_change(state) != trimmed_after:
                 trimmed_after = _large_change(state)
                 await asyncio.to_thread(release_freed_memory)
             # Coalesce bursts of changes into one render, and keep rendering to about
             # 1/RENDER_PACING of the time however large the cluster: a render that took
-            # 0.2 s is followed by at least 2 s of serving.
-            await asyncio.sleep(max(interval, RENDER_PACING * (time.monotonic() - started)))
+            # 0.2 s is followed by at least 2 s of serving. `took` is the render's own time in its
+            # thread: time spent waiting for a free worker (busy at start-up) once made this pause
+            # a minute long, with the first, nearly empty exposition served all that time.
+            await asyncio.sleep(min(max(interval, RENDER_PACING * took), MAX_RENDER_PAUSE))
+
+    def _timed_render(self, state: ClusterState, version: int, tick: int) -> tuple[Exposition, float]:
+        started = time.monotonic()
+        exposition = self.renderer.render(state, version, tick)
+        return exposition, time.monotonic() - started
 
     def _update_targets(self) -> None:
         if self.kube_source is None:
