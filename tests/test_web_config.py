@@ -665,3 +665,31 @@ async def test_no_web_config_means_no_metrics_about_it() -> None:
     hub = SnapshotHub()
     text = Renderer(SELF_COLLECTORS).render(hub.state(), 1).text.decode()
     assert "terway_exporter_web_config" not in text and "terway_exporter_web_tls" not in text
+
+
+async def test_a_secret_volume_update_is_followed(pki: PKI) -> None:
+    # The kubelet's atomic writer: tls.crt -> ..data/tls.crt, ..data -> ..<timestamp>/; an update writes
+    # a new timestamped directory and swaps the ..data symlink (the file paths themselves never change).
+    volume = pki.dir / "volume"
+    volume.mkdir()
+
+    def publish(version: str, issued) -> None:
+        target = volume / f"..{version}"
+        target.mkdir()
+        issued.write(target, "tls")
+        link = volume / "..data_tmp"
+        os.symlink(target.name, link)
+        os.replace(link, volume / "..data")
+
+    publish("2026_01_01", pki.server)
+    for name in ("tls.crt", "tls.key"):
+        os.symlink(f"..data/{name}", volume / name)
+    server = await start(write_config(pki.dir, {"tls_server_config": {"cert_file": "volume/tls.crt",
+                                                                      "key_file": "volume/tls.key"}}))
+    try:
+        assert (await get(server.port, "/healthz", pki.client_context())).serial == 1001
+        publish("2026_02_01", issue(pki.ca, "terway-exporter", serial=4004))
+        server.security.check()
+        assert (await get(server.port, "/healthz", pki.client_context())).serial == 4004
+    finally:
+        await server.runner.cleanup()
