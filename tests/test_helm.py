@@ -206,6 +206,7 @@ ALL_ON: dict[str, Any] = {
         "region": "cn-hangzhou", "vpcId": "vpc-bp1abc", "vswitchIds": ["vsw-bp1a", "vsw-bp1b"],
         "securityGroupIds": ["sg-bp1a"], "cloudPollInterval": "2m", "cloudApiRate": 2.5,
         "terwayNamespace": "kube-system", "logLevel": "debug", "logFormat": "text",
+        "metricDenylist": ["terway_daemon_container_.*", "terway_node_ips"], "nodeMetrics": False,
         "extraArgs": ["--leak-grace-period=30m"], "extraEnv": [{"name": "TZ", "value": "UTC"}],
     },
     "serviceAccount": {"annotations": {"example.com/owner": "network"}, "labels": {"team": "network"}},
@@ -443,8 +444,16 @@ def test_exporter_values_become_flags(helm_env: dict[str, str]) -> None:
         "serve", f"--listen-address=:{PORT}", "--region=cn-hangzhou", "--vpc-id=vpc-bp1abc",
         "--vswitch-ids=vsw-bp1a,vsw-bp1b", "--security-group-ids=sg-bp1a", "--cloud-poll-interval=2m",
         "--cloud-api-rate=2.5", "--terway-namespace=kube-system", "--log-level=debug", "--log-format=text",
+        "--metric-denylist=terway_daemon_container_.*,terway_node_ips", "--no-node-metrics",
         "--web.config.file=/etc/terway-exporter/web/web-config.yml", "--leak-grace-period=30m",
     ]
+
+
+def test_metric_allowlist_becomes_a_flag_and_excludes_the_denylist(helm_env: dict[str, str]) -> None:
+    args = container(render(helm_env, {"exporter": {"metricAllowlist": ["terway_vswitch_.*", "up"]}}))["args"]
+    assert "--metric-allowlist=terway_vswitch_.*,up" in args and "--no-node-metrics" not in args
+    error = render_error(helm_env, "exporter.metricAllowlist={a}", "exporter.metricDenylist={b}")
+    assert "exclusive" in error
 
 
 def test_every_rendered_flag_is_one_the_exporter_takes(helm_env: dict[str, str]) -> None:

@@ -73,6 +73,18 @@ app.kubernetes.io/part-of: terway-exporter
 - {{ printf "--terway-namespace=%s" $e.terwayNamespace | quote }}
 - {{ printf "--log-level=%s" $e.logLevel | quote }}
 - {{ printf "--log-format=%s" $e.logFormat | quote }}
+{{- if and $e.metricAllowlist $e.metricDenylist }}
+{{- fail "exporter.metricAllowlist and exporter.metricDenylist are exclusive: set one of them" }}
+{{- end }}
+{{- with $e.metricAllowlist }}
+- {{ printf "--metric-allowlist=%s" (join "," .) | quote }}
+{{- end }}
+{{- with $e.metricDenylist }}
+- {{ printf "--metric-denylist=%s" (join "," .) | quote }}
+{{- end }}
+{{- if not $e.nodeMetrics }}
+- "--no-node-metrics"
+{{- end }}
 {{- if .Values.webConfig.enabled }}
 - {{ printf "--web.config.file=%s" (include "terway-exporter.webConfigPath" .) | quote }}
 {{- end }}
