@@ -160,6 +160,15 @@ async def wait_for(condition, what: str, timeout: float = 20.0) -> None:
             await asyncio.sleep(0.01)
 
 
+async def stall(server: TestServer, count: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """`count` clients that ask for /metrics and never read, once each response is blocked on its client."""
+    clients = [await request_without_reading(server.port) for _ in range(count)]
+    await wait_for(lambda: len(server_transports(server)) == count
+                   and all(t.get_write_buffer_size() > 0 for t in server_transports(server)),
+                   "every response blocked on its client")
+    return clients
+
+
 async def test_a_client_that_does_not_read_holds_no_copy_of_the_body():
     exposition = large_exposition(32 * 1024 * 1024)
     hub = SnapshotHub()
@@ -167,12 +176,7 @@ async def test_a_client_that_does_not_read_holds_no_copy_of_the_body():
     await server.start_server()
     clients = []
     try:
-        for _ in range(5):
-            clients.append(await request_without_reading(server.port))
-        # Each handler has started writing and is now blocked on a client that does not read.
-        await wait_for(lambda: len(server_transports(server)) == 5
-                       and all(t.get_write_buffer_size() > 0 for t in server_transports(server)),
-                       "every response blocked")
+        clients = await stall(server, 5)
         buffered = [t.get_write_buffer_size() for t in server_transports(server)]
         # Without slicing, each transport held what the socket did not take: tens of MB apiece.
         assert max(buffered) <= 3 * WRITE_CHUNK, buffered
@@ -190,11 +194,7 @@ async def test_excess_scrapers_get_503_and_stalled_ones_are_cut_off():
     await server.start_server()
     stalled = []
     try:
-        for _ in range(2):
-            stalled.append(await request_without_reading(server.port))
-        await wait_for(lambda: len(server_transports(server)) == 2
-                       and all(t.get_write_buffer_size() > 0 for t in server_transports(server)),
-                       "both slots taken")
+        stalled = await stall(server, 2)  # both slots taken
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{server.port}/metrics") as r:
                 assert r.status == 503
