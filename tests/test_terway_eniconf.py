@@ -110,7 +110,7 @@ def test_non_object_documents_are_errors():
     assert isinstance(parse_eni_conf(""), ConfigError)
 
 
-def test_seed_guide_fields_that_terway_never_reads_are_noted():
+def test_common_issues_guide_fields_that_terway_never_reads_are_noted():
     conf = parse_eni_conf('{"enable_ebpf": true, "eniip_virtual_type": "IPVlan", "enable_datapath_v2": true,'
                           ' "degradation": {"enable": true}}')
     assert set(conf.ignored_fields) == {"enable_ebpf", "eniip_virtual_type", "enable_datapath_v2", "degradation"}
