@@ -14,7 +14,10 @@ Control endpoints for tests and the benchmark:
 - `GET /_sim/cloud/calls`: requests per action, by result code and HTTP status;
 - `GET /_sim/cloud/requests`: the most recent requests with their time (for rate checks) and
   their action parameters (the common signature parameters left out);
-- `POST /_sim/cloud/reset`: zero the counters and restart fault call numbering.
+- `POST /_sim/cloud/reset`: zero the counters and restart fault call numbering;
+- `GET|POST /_sim/cloud/faults`: read, or replace at runtime, the `cloud.faults` mapping (the body
+  is the whole mapping, as in a scenario file; `{}` clears every fault). A bad mapping is a 400
+  and changes nothing. Calls already waiting out a `delay_seconds` keep their delay.
 """
 
 from __future__ import annotations
@@ -124,6 +127,8 @@ def make_cloud_app(world: World, clock: Callable[[], float] = time.time) -> web.
     app.router.add_get("/_sim/cloud/calls", _calls)
     app.router.add_get("/_sim/cloud/requests", _recent)
     app.router.add_post("/_sim/cloud/reset", _reset)
+    app.router.add_get("/_sim/cloud/faults", _faults)
+    app.router.add_post("/_sim/cloud/faults", _faults)
     app.router.add_route("*", "/", _rpc)
     return app
 
@@ -199,3 +204,18 @@ async def _reset(request: web.Request) -> web.Response:
     state.calls.reset()
     state.faults.reset()
     return web.json_response({"reset": True})
+
+
+async def _faults(request: web.Request) -> web.Response:
+    state = request.app[CLOUD_STATE]
+    if request.method == "POST":
+        faults = await request.json() if request.can_read_body else {}
+        try:
+            if not isinstance(faults, dict):
+                raise ValueError(f"expected a mapping of actions to rules, got {type(faults).__name__}")
+            parse_faults({"faults": faults})
+        except (TypeError, ValueError) as err:
+            return web.json_response({"error": str(err)}, status=400)
+        state.world.cloud = {**state.world.cloud, "faults": faults}
+        state.faults.follow(state.world.cloud)
+    return web.json_response({"faults": state.world.cloud.get("faults") or {}})

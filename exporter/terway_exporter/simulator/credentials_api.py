@@ -14,7 +14,14 @@ expires. One app serves both, on one port:
   (`HttpOptions(proxy="http://127.0.0.1:PORT")`); absolute-form request lines work.
 
 `expiration_seconds` sets how long issued credentials live (the real minimum is 900 s; a
-test sets a few seconds to watch rotation). `GET /_sim/credentials/calls` counts requests.
+test sets a few seconds to watch rotation). Control endpoints for tests and the soak:
+
+- `GET /_sim/credentials/calls`: requests counted by action (and `refused:<code>` for STS refusals);
+- `GET /_sim/credentials/issued`: every temporary credential issued so far, secret and token
+  included (so a test can look for them in an exporter's output), with when it was issued;
+- `POST /_sim/credentials/config`: body `{"oidc_token": T, "expiration_seconds": S}`, either key
+  optional, `null` to clear: from now on STS accepts only OIDC token T (a rotated projected
+  token) and credentials live S seconds. Credentials already issued keep their expiry.
 """
 
 from __future__ import annotations
@@ -47,12 +54,16 @@ class CredentialsState:
     metadata_tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry
     role_credential: WorldCredential | None = None  # what the metadata service hands out now
     calls: dict[str, int] = field(default_factory=dict)
+    issued_at: dict[str, float] = field(default_factory=dict)  # AccessKeyId -> when issued
 
     def count(self, what: str) -> None:
         self.calls[what] = self.calls.get(what, 0) + 1
 
     def issue(self, duration: float) -> WorldCredential:
-        return self.world.issue_temporary_credential(self.expiration_seconds or duration, now=self.clock())
+        now = self.clock()
+        cred = self.world.issue_temporary_credential(self.expiration_seconds or duration, now=now)
+        self.issued_at[cred.access_key_id] = now
+        return cred
 
 
 CREDENTIALS_STATE = web.AppKey("credentials_state", CredentialsState)
@@ -67,6 +78,8 @@ def make_credentials_app(world: World, *, role_name: str = "terway-exporter-role
     app.router.add_get("/latest/meta-data/ram/security-credentials/", _role_name)
     app.router.add_get("/latest/meta-data/ram/security-credentials/{role}", _role_credentials)
     app.router.add_get("/_sim/credentials/calls", _calls)
+    app.router.add_get("/_sim/credentials/issued", _issued)
+    app.router.add_post("/_sim/credentials/config", _config)
     app.router.add_route("*", "/", _sts)
     return app
 
@@ -90,6 +103,7 @@ async def _sts(request: web.Request) -> web.Response:
     try:
         body = _assume_role_with_oidc(state, params)
     except ApiError as err:
+        state.count(f"refused:{err.code}")
         return error_response(err, request_id, STS_HOST, "Sts")
     return json_response({"RequestId": request_id, **body}, 200, request_id)
 
@@ -194,3 +208,26 @@ def _current_role_credential(state: CredentialsState) -> WorldCredential:
 
 async def _calls(request: web.Request) -> web.Response:
     return web.json_response(dict(request.app[CREDENTIALS_STATE].calls))
+
+
+async def _issued(request: web.Request) -> web.Response:
+    state = request.app[CREDENTIALS_STATE]
+    return web.json_response({"credentials": [
+        {"access_key_id": c.access_key_id, "access_key_secret": c.access_key_secret,
+         "security_token": c.security_token, "expires_at": c.expires_at,
+         "issued_at": state.issued_at.get(c.access_key_id)}
+        for c in state.world.temporary_credentials.values()]})
+
+
+async def _config(request: web.Request) -> web.Response:
+    state = request.app[CREDENTIALS_STATE]
+    body = await request.json() if request.can_read_body else {}
+    if not isinstance(body, dict) or set(body) - {"oidc_token", "expiration_seconds"}:
+        return web.json_response({"error": "body: {\"oidc_token\": str|null, \"expiration_seconds\": number|null}"},
+                                 status=400)
+    if "oidc_token" in body:
+        state.oidc_token = None if body["oidc_token"] is None else str(body["oidc_token"])
+    if "expiration_seconds" in body:
+        state.expiration_seconds = None if body["expiration_seconds"] is None else float(body["expiration_seconds"])
+    return web.json_response({"oidc_token_required": state.oidc_token is not None,
+                              "expiration_seconds": state.expiration_seconds})

@@ -12,9 +12,20 @@ Control endpoints for tests and the benchmark (no auth, 127.0.0.1 only):
   POST /_sim/kube/step               body {"set": {...}} applies that change now; no body: the next scenario step
   POST /_sim/kube/refresh            re-derive every object from the World
   POST /_sim/kube/churn              body {"count": N}: modify N pods / Node CRs now
-  POST /_sim/kube/cut-watches        body {"mode": "partial"|"abort"}: end open watches mid-line / abruptly
+  POST /_sim/kube/cut-watches        body {"mode": "partial"|"abort"|"close"}: end open watches mid-line /
+                                     abruptly / cleanly (as at their timeout, without the closing bookmark)
   POST /_sim/kube/freeze             body {"frozen": true|false}: a hung API server: requests get no answer
                                      and open watches send nothing (no event, no bookmark) until thawed
+  POST /_sim/kube/put                body {"resource": R, "object": {...}}: store the object exactly as given
+                                     (R a store resource: pods, nodes, crnodes, podenis, events, ...; it needs
+                                     metadata.name, and metadata.namespace when namespaced): what a broken or
+                                     hostile writer could leave in etcd, absurd or malformed fields included.
+                                     It is an ADDED or MODIFIED event; /refresh removes or repairs it
+  POST /_sim/kube/restart            body {"down_seconds": S}: stop the API server (every connection closed,
+                                     the port refused) and start it again on the same port after S seconds,
+                                     keeping the store (resourceVersions carry on); answers 202 at once.
+                                     Only when started with a restart hook (`terway-exporter simulate` has
+                                     one), else 501
   GET  /_sim/kube/stats              resourceVersion, compacted version, open watches, request count
 """
 
@@ -24,6 +35,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +52,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "terway-sim-token"
 SIM_KEY = web.AppKey("kube_sim", KubeSimulator)
+# Stops this server and serves the same KubeSimulator again on the same port after a pause (seconds).
+RestartHook = Callable[[float], Awaitable[None]]
+RESTART_KEY = web.AppKey("kube_restart", RestartHook)
+_BACKGROUND: set[asyncio.Task] = set()  # restarts in progress (a task outlives the request that asked)
 _BY_PATH = {(r.group, r.version, r.plural): name for name, r in RESOURCES.items()}
 _NOT_FOUND = "the server could not find the requested resource"
 _CONTINUE_EXPIRED = (
@@ -300,7 +316,9 @@ class KubeApi:
             await _send(resp, "BOOKMARK", _bookmark(req.kind, self.sim.store.rv))
 
     async def _cut(self, request: web.Request, resp: web.StreamResponse) -> None:
-        """Test hook: end the stream in the middle of a JSON line, or drop the connection."""
+        """Test hook: end the stream in the middle of a JSON line, or drop the connection, or end it cleanly."""
+        if self.cut[1] == "close":
+            return
         await resp.write(b'{"type":"MODIFIED","object":{"kind":"Pod","metadata":{"name":"cut-')
         if self.cut[1] == "abort" and request.transport is not None:
             request.transport.abort()
@@ -369,7 +387,33 @@ class KubeApi:
         if action == "cut-watches":
             self.cut = (self.cut[0] + 1, str(body.get("mode", "partial")))
             return web.json_response({"watches": self.open_watches})
+        if action == "put":
+            return self._put(body)
+        if action == "restart":
+            restart = request.app.get(RESTART_KEY)
+            if restart is None:
+                return web.json_response({"error": "this API server was started without a restart hook"},
+                                         status=501)
+            down = max(0.0, float(body.get("down_seconds", 0)))
+            task = asyncio.get_running_loop().create_task(restart(down))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+            return web.json_response({"restarting": True, "down_seconds": down}, status=202)
         return web.json_response({"error": f"unknown action {action!r}"}, status=404)
+
+    def _put(self, body: dict[str, Any]) -> web.Response:
+        resource, obj = body.get("resource"), body.get("object")
+        if resource not in RESOURCES:
+            return web.json_response({"error": f"resource must be one of {sorted(RESOURCES)}"}, status=400)
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        name = meta.get("name") if isinstance(meta, dict) else None
+        namespace = meta.get("namespace") if isinstance(meta, dict) else None
+        if not isinstance(name, str) or not name or (RESOURCES[resource].namespaced and not isinstance(namespace, str)):
+            return web.json_response({"error": "the object needs metadata.name (and metadata.namespace when "
+                                               "the resource is namespaced) as strings"}, status=400)
+        key = f"{namespace}/{name}" if RESOURCES[resource].namespaced else name
+        changes = self.sim.store.replace(resource, [obj], scope={key})
+        return web.json_response({"changes": changes, "resourceVersion": self.sim.store.rv})
 
 
 def _filter_event(event, match) -> tuple[str, dict] | None:
@@ -404,12 +448,16 @@ def _version() -> dict:
 # --------------------------------------------------------------------------- public API
 
 
-def make_kube_app(world: World, *, token: str = DEFAULT_TOKEN, sim: KubeSimulator | None = None) -> web.Application:
-    """The aiohttp application. Pass `sim` to keep the stored state (resourceVersions) across a restart."""
+def make_kube_app(world: World, *, token: str = DEFAULT_TOKEN, sim: KubeSimulator | None = None,
+                  restart: RestartHook | None = None) -> web.Application:
+    """The aiohttp application. Pass `sim` to keep the stored state (resourceVersions) across a restart;
+    `restart` serves POST /_sim/kube/restart."""
     sim = sim or KubeSimulator(world, token=token)
     api = KubeApi(sim)
     app = web.Application()
     app[SIM_KEY] = sim
+    if restart is not None:
+        app[RESTART_KEY] = restart
     app.router.add_route("*", "/_sim/kube/{action}", api.control)
     app.router.add_route("*", "/version", api.handle)
     app.router.add_route("*", "/api", api.handle)
@@ -439,9 +487,10 @@ def simulator_of(runner: web.AppRunner) -> KubeSimulator:
 
 
 async def start_kube_simulator(world: World, host: str = "127.0.0.1", port: int = 0, *, token: str = DEFAULT_TOKEN,
-                               sim: KubeSimulator | None = None) -> tuple[web.AppRunner, str]:
+                               sim: KubeSimulator | None = None,
+                               restart: RestartHook | None = None) -> tuple[web.AppRunner, str]:
     """Serve the simulated API server; returns the runner (call `cleanup()` to stop) and its base URL."""
-    runner = web.AppRunner(make_kube_app(world, token=token, sim=sim), shutdown_timeout=2.0)
+    runner = web.AppRunner(make_kube_app(world, token=token, sim=sim, restart=restart), shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
