@@ -6,6 +6,11 @@ control stands for a hung API server: requests are not answered, open watches se
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+import time
+
 from terway_exporter.hub import SnapshotHub
 
 from test_kube_source import cluster, fast_settings, restarts, scenario, wait_for, wait_up, watching  # noqa: F401
@@ -46,3 +51,41 @@ async def test_a_hung_api_server_marks_the_sources_down_and_they_recover(cluster
         await wait_up(hub, "kube_nodes", True, timeout=15)
         # The relist after the silence picks up what changed while nothing was heard.
         await wait_for(hub, lambda s: s.nodes["node-a"].ready is False, timeout=15)
+
+
+async def test_a_watch_that_held_starts_the_backoff_over(cluster, caplog):
+    """Failures in a row double the wait; a watch that then stayed open longer than the last wait
+    ends that run, so the next break (a cut stream minutes after an outage) waits the initial delay,
+    not the doubled one (found by the chaos soak: a cut 30 s after an API server restart took 24 s)."""
+    made = await cluster(scenario(), sim_args={"seed": 1})  # one KubeSimulator: the store survives a restart
+    hub = SnapshotHub()
+    settings = fast_settings(made.kubeconfig, watch_timeout=60, backoff_initial=0.2, backoff_max=3.2)
+    caplog.set_level(logging.WARNING, logger="terway_exporter.sources.kube.reflector")
+    async with watching(hub, settings):
+        await wait_up(hub, "kube_nodes", True)
+        await made.stop()  # refused: consecutive failures, waits of 0.2, 0.4, 0.8 s... (jittered)
+        await wait_logged(caplog, lambda waits: len(waits) >= 4, timeout=15)
+        await made.start()
+        await wait_up(hub, "kube_nodes", True, timeout=15)
+        last_wait = retry_waits(caplog)[-1]
+        assert last_wait >= 0.8, "the outage made the wait grow"
+        await asyncio.sleep(last_wait + 0.5)  # the resumed watch holds longer than the last wait
+        caplog.clear()
+        await made.control("cut-watches", {"mode": "abort"})
+        waits = await wait_logged(caplog, lambda waits: len(waits) >= 1)
+        assert waits[0] <= 0.3, f"a new run of failures starts at the initial delay, got {waits[0]} s"
+        await wait_up(hub, "kube_nodes", True)
+
+
+def retry_waits(caplog) -> list[float]:
+    """The nodes reflector's waits, in order, from its "retrying in X s" warnings."""
+    found = (re.search(r"^kubernetes nodes: .*; retrying in ([0-9.]+) s$", r.getMessage()) for r in caplog.records)
+    return [float(m.group(1)) for m in found if m]
+
+
+async def wait_logged(caplog, check, timeout: float = 5.0) -> list[float]:
+    deadline = time.monotonic() + timeout
+    while not check(retry_waits(caplog)):
+        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records][-10:]
+        await asyncio.sleep(0.05)
+    return retry_waits(caplog)

@@ -124,6 +124,7 @@ class Reflector(Generic[T]):
     resource_version: str = ""
     generation: int = 0  # bumped on every change of `items` or `absent`
     _rng: random.Random = field(default_factory=random.Random)
+    _connected_at: float | None = None  # when the current watch was answered (monotonic); None: not yet
 
     @property
     def name(self) -> str:
@@ -135,6 +136,7 @@ class Reflector(Generic[T]):
         """List, then watch and resume forever; never raises except CancelledError."""
         failures, expired_streak = 0, 0
         need_list, listed_at = True, 0.0
+        delay = 0.0
         while True:
             try:
                 if need_list:
@@ -165,6 +167,9 @@ class Reflector(Generic[T]):
                 silent = isinstance(err, Silent)
                 self.count_restart(self.name, "silent" if silent else "error")
                 need_list = need_list or silent  # what happened while the stream was silent is unknown
+                if self._held_longer_than(delay):
+                    failures = 0  # a watch that held after the last wait ended that run of failures
+                self._connected_at = None  # a failing relist next is not a watch that held
                 failures += 1
                 delay = self._backoff(failures)
                 self._failed(one_line(err))
@@ -251,6 +256,7 @@ class Reflector(Generic[T]):
         """
         silence = self.settings.silence_timeout
         loop = asyncio.get_running_loop()
+        self._connected_at = None
         try:
             async with asyncio.timeout(silence) as deadline:
                 response = await self.spec.call(
@@ -263,6 +269,7 @@ class Reflector(Generic[T]):
                         raise NotServed()
                     if response.status != 200:
                         _raise_for_status(response.status, await response.read())
+                    self._connected_at = time.monotonic()
                     self._succeeded()
                     deadline.reschedule(loop.time() + silence)
                     async with contextlib.aclosing(ndjson_lines(response.content)) as lines:
@@ -380,6 +387,12 @@ class Reflector(Generic[T]):
     def _failed(self, error: str) -> None:
         self.status.up, self.status.error = False, error
         self.on_change(self)
+
+    def _held_longer_than(self, delay: float) -> bool:
+        """Whether the watch that just failed had been answered and stayed open longer than `delay`
+        (the wait before it): its failure starts a new run rather than doubling the last wait. A server
+        that breaks each watch at once keeps the delay growing."""
+        return self._connected_at is not None and time.monotonic() - self._connected_at > delay
 
     def _backoff(self, failures: int) -> float:
         """Jittered exponential backoff: initial * 2^(n-1), capped, times a factor in [0.5, 1.5)."""
