@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def test_smoke_soak_detects_and_recovers_from_every_fault(tmp_path):
     report_file = tmp_path / "soak.json"
-    # 250 nodes: above the simulator's auto-refresh size, so objects put into its store stay until removed.
+    # 250 nodes: half the full soak's cluster, for time; the scale scenario's churn as in the full soak.
     run = subprocess.run([sys.executable, str(REPO / "bench" / "soak.py"), "--smoke", "--nodes", "250",
                           "--json", str(report_file), "--keep", str(tmp_path / "logs")],
                          capture_output=True, text=True, timeout=240, cwd=REPO)

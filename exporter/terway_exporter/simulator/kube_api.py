@@ -20,7 +20,8 @@ Control endpoints for tests and the benchmark (no auth, 127.0.0.1 only):
                                      (R a store resource: pods, nodes, crnodes, podenis, events, ...; it needs
                                      metadata.name, and metadata.namespace when namespaced): what a broken or
                                      hostile writer could leave in etcd, absurd or malformed fields included.
-                                     It is an ADDED or MODIFIED event; /refresh removes or repairs it
+                                     It is an ADDED or MODIFIED event; /refresh removes or repairs it.
+                                     A small world's refresh before every request stops at the first put
   POST /_sim/kube/restart            body {"down_seconds": S}: stop the API server (every connection closed,
                                      the port refused) and start it again on the same port after S seconds,
                                      keeping the store (resourceVersions carry on); answers 202 at once.
@@ -412,6 +413,7 @@ class KubeApi:
             return web.json_response({"error": "the object needs metadata.name (and metadata.namespace when "
                                                "the resource is namespaced) as strings"}, status=400)
         key = f"{namespace}/{name}" if RESOURCES[resource].namespaced else name
+        self.sim.auto_refresh = False  # else the next request's refresh would take it away at once
         changes = self.sim.store.replace(resource, [obj], scope={key})
         return web.json_response({"changes": changes, "resourceVersion": self.sim.store.rv})
 
