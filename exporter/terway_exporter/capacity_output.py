@@ -73,6 +73,9 @@ def to_text(capacity: Capacity, context: Mapping[str, Any], when: float, failed:
         lines.append("  no instance type with known limits")
     if what is not None:
         lines += ["", *what_if_lines(what, colour)]
+    if failed:
+        lines += ["", *textwrap.wrap("Failed, so the numbers above may be stale or missing: " + ", ".join(failed)
+                                     + " (terway-exporter check says why)", width=WIDTH)]
     lines += ["", summary(capacity, failed, what)]
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
@@ -105,7 +108,7 @@ def summary(capacity: Capacity, failed: list[str], what: WhatIf | None) -> str:
     """The last line: the what-if's verdict when there is one, else the pods that still fit."""
     code = exit_code(failed, what)
     if failed:
-        return f"Summary: NOT COMPUTED: {len(failed)} source(s) failed ({', '.join(failed)}); exit {code}"
+        return f"Summary: NOT COMPUTED: {len(failed)} source(s) it needs failed; exit {code}"
     if what is None:
         return f"Summary: {sum(z.pods for z in capacity.zones)} more pods can get an IP on today's nodes; exit {code}"
     hit = what.first_hit

@@ -99,7 +99,11 @@ def _add_simulator_options(parser: argparse.ArgumentParser, default_listen: str 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # as parse_args would, but check and capacity keep 2 for a critical finding
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: unrecognized arguments: {' '.join(unknown)}", file=sys.stderr)
+        return EXIT_NOT_CHECKED if args.command in REPORT_COMMANDS else EXIT_USAGE
     flags = {k: v for k, v in vars(args).items() if k != "command"}
     usage_exit = EXIT_NOT_CHECKED if args.command in REPORT_COMMANDS else EXIT_USAGE
     try:

@@ -23,6 +23,8 @@ from aiohttp import web
 from .collectors.base import ClusterState, ExporterSettings
 from .collectors.registry import all_collectors, per_node_family_names
 from .config import ConfigError
+from .findings import evaluate, report_context
+from .findings.html import status_page
 from .hub import SnapshotHub
 from .memory import release_freed_memory
 from .render import Exposition, Renderer
@@ -55,9 +57,13 @@ class TaskDied(RuntimeError):
 @dataclass
 class ExpositionHolder:
     current: Exposition | None = None
+    page: bytes | None = None  # the status page (`/`), rendered with the exposition
 
     def get(self) -> Exposition | None:
         return self.current
+
+    def get_page(self) -> bytes | None:
+        return self.page
 
 
 @dataclass
@@ -123,7 +129,8 @@ class Runtime:
         except WebConfigError as err:
             raise ConfigError(f"--web.config.file: {err}") from None
         stop = stop or _stop_on_signals(loop)
-        runner = web.AppRunner(make_app(self.hub, self.holder.get, security=security), access_log=None)
+        app = make_app(self.hub, self.holder.get, security=security, status_page=self.holder.get_page)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=security.ssl_context if security else None)
         try:
@@ -182,7 +189,8 @@ class Runtime:
                 tick, last_tick = tick + 1, time.monotonic()
             self._update_targets()
             state, version = self.hub.state(), self.hub.version
-            self.holder.current, took = await asyncio.to_thread(self._timed_render, state, version, tick)
+            self.holder.current, self.holder.page, took = await asyncio.to_thread(self._timed_render, state,
+                                                                                  version, tick)
             if _large_change(state) != trimmed_after:
                 trimmed_after = _large_change(state)
                 await asyncio.to_thread(release_freed_memory)
@@ -193,10 +201,20 @@ class Runtime:
             # a minute long, with the first, nearly empty exposition served all that time.
             await asyncio.sleep(min(max(interval, RENDER_PACING * took), MAX_RENDER_PAUSE))
 
-    def _timed_render(self, state: ClusterState, version: int, tick: int) -> tuple[Exposition, float]:
+    def _timed_render(self, state: ClusterState, version: int, tick: int) -> tuple[Exposition, bytes | None, float]:
         started = time.monotonic()
+        exposition, page = self._render(state, version, tick)
+        return exposition, page, time.monotonic() - started
+
+    def _render(self, state: ClusterState, version: int, tick: int) -> tuple[Exposition, bytes | None]:
+        """The exposition and the status page's findings, both from one state (in the render thread)."""
         exposition = self.renderer.render(state, version, tick)
-        return exposition, time.monotonic() - started
+        try:
+            page = status_page(evaluate(state), report_context(state))
+        except Exception:  # the page must never stop the metrics
+            log.exception("could not judge the findings for the status page")
+            page = None
+        return exposition, page
 
     def _update_targets(self) -> None:
         if self.kube_source is None:

@@ -45,11 +45,13 @@ class ScrapeLimits:
 
 
 LIMITS_KEY = web.AppKey("scrape_limits", ScrapeLimits)
+STATUS_PAGE_KEY = web.AppKey("status_page", Callable)  # () -> the cached status page, or None
 SCRAPE_SLOTS_KEY = web.AppKey("scrape_slots", asyncio.Semaphore)
 
 
 def make_app(hub: SnapshotHub, exposition: Callable[[], Exposition | None],
-             limits: ScrapeLimits = ScrapeLimits(), security: WebSecurity | None = None) -> web.Application:
+             limits: ScrapeLimits = ScrapeLimits(), security: WebSecurity | None = None,
+             status_page: Callable[[], bytes | None] | None = None) -> web.Application:
     """The endpoints; `security` (--web.config.file) adds basic auth, headers and the rate limit to every
     path but /healthz and /readyz (TLS itself is the site's SSLContext)."""
     app = web.Application()
@@ -58,6 +60,7 @@ def make_app(hub: SnapshotHub, exposition: Callable[[], Exposition | None],
     app[HUB_KEY] = hub
     app[EXPOSITION_KEY] = exposition
     app[LIMITS_KEY] = limits
+    app[STATUS_PAGE_KEY] = status_page or (lambda: None)
     app[SCRAPE_SLOTS_KEY] = asyncio.Semaphore(limits.max_concurrent)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
@@ -167,6 +170,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
+    """The status page rendered with the latest exposition (findings, sources, links), else, before the
+    first render, the sources alone."""
+    page = request.app[STATUS_PAGE_KEY]()
+    if page is not None:
+        return web.Response(body=page, content_type="text/html", charset="utf-8")
     hub = request.app[HUB_KEY]
     rows = "".join(
         f"<tr><td>{html.escape(s.name)}</td><td>{'up' if s.up else ('down' if s.attempted else 'pending')}</td>"

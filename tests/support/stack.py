@@ -152,6 +152,7 @@ class MonitoringStack:
     workdir: Path
     targets: dict[str, int]  # scenario label -> exporter port
     rule_files: list[Path] = field(default_factory=list)
+    demos: dict[str, Process] = field(default_factory=dict)  # scenario -> its `demo` process, when it runs one
     prometheus: Process | None = None
     alertmanager: Process | None = None
     webhook: WebhookReceiver | None = None

@@ -8,7 +8,7 @@ from .base import Collector
 from .families import Family
 
 # Cloud families first, then the cluster, then the exporter itself.
-COLLECTOR_MODULES = ("vswitch", "eni", "node", "pods", "workloads", "config", "exporter")
+COLLECTOR_MODULES = ("vswitch", "eni", "node", "pods", "workloads", "config", "capacity", "exporter")
 
 
 def all_collectors() -> tuple[Collector, ...]:

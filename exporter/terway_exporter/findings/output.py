@@ -89,14 +89,13 @@ def describe(context: Mapping[str, Any]) -> str:
 
 
 def summary_line(report: Report) -> str:
+    """The last line: the verdict, the counts, the sources, the exit code (under 100 columns)."""
     critical, others = report.count(CRITICAL), len(report.findings) - report.count(CRITICAL)
     up = sum(1 for s in report.sources if s.state == "up")
-    failed = len(report.sources_failed)
     found = "no finding" if not report.findings else f"{critical} critical, {others} warning(s)"
-    verdict = {"ok": "OK", CRITICAL: "CRITICAL", WARNING: "WARNING",
-               "not_checked": f"NOT CHECKED ({failed} source(s) failed)"}[report.status]
-    return (f"Summary: {verdict}: {found}; {len(report.not_judged)} alert(s) not judged; "
-            f"{up} of {len(report.sources)} sources up; exit {report.exit_code}")
+    verdict = {"ok": "OK", CRITICAL: "CRITICAL", WARNING: "WARNING", "not_checked": "NOT CHECKED"}[report.status]
+    return (f"Summary: {verdict}: {found}; {len(report.not_judged)} not judged; "
+            f"sources {up}/{len(report.sources)} up; exit {report.exit_code}")
 
 
 def to_json_data(report: Report, context: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,88 @@
+"""`terway-exporter check` run on the simulators of a running demo, and its findings set beside the alerts
+Prometheus fires for the same demo: the helpers of the agreement test in test_e2e_alerts.py.
+
+`check` runs as its own process (`python -m terway_exporter check --output json`) against the
+simulated cloud and API server the demo process serves, so both read the same world at the same
+moment of its clock (waiting pods' ages, time steps). Only the credentials, region and kubeconfig
+come from the scenario and the demo's log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from support.stack import MonitoringStack, Process, exporter_command
+
+from terway_exporter.simulator.cloud_faults import parse_faults
+from terway_exporter.simulator.world import load_world
+
+# The signal label of the alert branches that judge the API calls of the process that makes them.
+OWN_CALLS = "exporter_api_calls"
+
+
+@dataclass(frozen=True)
+class DemoEndpoints:
+    cloud_url: str
+    kubeconfig: str
+
+
+def demo_endpoints(proc: Process) -> DemoEndpoints:
+    """The simulators a `terway-exporter demo` process prints it serves."""
+    log = proc.log()
+    cloud = re.search(r"cloud APIs: (\S+)", log)
+    kube = re.search(r"API server: \S+ \(kubeconfig (\S+)\)", log)
+    if cloud is None or kube is None:
+        raise AssertionError(f"{proc.name} did not print its simulators' endpoints:\n{log[-2000:]}")
+    return DemoEndpoints(cloud.group(1), kube.group(1))
+
+
+def run_check(scenario: str, endpoints: DemoEndpoints) -> tuple[int, dict[str, Any]]:
+    """`terway-exporter check --output json` (its own process) on a demo's simulators: (exit code, document)."""
+    world = load_world(scenario)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "ALIBABA_CLOUD_ACCESS_KEY_ID": world.access_key_id,
+           "ALIBABA_CLOUD_ACCESS_KEY_SECRET": world.access_key_secret,
+           "ALIBABA_CLOUD_REGION_ID": world.region_id}
+    done = subprocess.run([*exporter_command(), "check", "--output", "json", "--kubeconfig", endpoints.kubeconfig,
+                           "--ecs-endpoint", endpoints.cloud_url, "--vpc-endpoint", endpoints.cloud_url,
+                           "--quotas-endpoint", endpoints.cloud_url],
+                          capture_output=True, text=True, timeout=120, env=env)
+    if not done.stdout:
+        raise AssertionError(f"check on {scenario} printed nothing (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    return done.returncode, json.loads(done.stdout)
+
+
+def one_shot_faults(scenario: str) -> bool:
+    """Whether the scenario injects a cloud fault into only the first calls (`first_calls`): only the
+    process that calls first sees it, so the demo's own-call signals and `check`'s cannot agree."""
+    world = load_world(scenario)
+    return any(rule.first_calls for rule in parse_faults(world.cloud).values())
+
+
+def findings_set(document: dict[str, Any], drop_own_calls: bool) -> set[str]:
+    names = set()
+    for finding in document["findings"]:
+        evidence = [e for e in finding["evidence"] if not (drop_own_calls and e["label"] == OWN_CALLS)]
+        own_alert = finding["alert"] == "TerwayExporterCredentialsInvalid"  # own calls only, no signal label
+        if evidence and not (drop_own_calls and own_alert):
+            names.add(finding["alert"])
+    return names
+
+
+def firing_set(stack: MonitoringStack, scenario: str, drop_own_calls: bool) -> set[str]:
+    """Alert names Prometheus has firing for the scenario now (state firing, `for` elapsed)."""
+    names = set()
+    for alert in stack.api("alerts")["alerts"]:
+        labels = alert["labels"]
+        if alert["state"] != "firing" or labels.get("scenario") != scenario:
+            continue
+        own = labels.get("signal") == OWN_CALLS or labels["alertname"] == "TerwayExporterCredentialsInvalid"
+        if drop_own_calls and own:
+            continue
+        names.add(labels["alertname"])
+    return names
