@@ -264,7 +264,8 @@ KINDS: dict[str, Kind] = {
         lambda o, f: 5.0, lambda o, f: min(2 * f.duration + 5, KUBE_BACKOFF_MAX + 5)),
     "freeze": Kind(
         "frozen API server (no answer, no event, no bookmark)", "kube", None,
-        lambda o, f: (f"kube sources 0 within {WATCH_SILENCE + 5:.0f} s (watch silence); up within 30 s of the thaw"
+        lambda o, f: (f"kube sources 0 within {WATCH_SILENCE + 5:.0f} s (a watch silent for {WATCH_SILENCE:.0f} s; "
+                      "sooner when a watch reaches its 330 s request timeout meanwhile); up within 30 s of the thaw"
                       if f.duration > WATCH_SILENCE else
                       f"window {f.duration:.0f} s < the {WATCH_SILENCE:.0f} s silence timeout: no source 0; "
                       "watches carry on after the thaw"),
@@ -753,8 +754,10 @@ def _evidence(fault: Fault, soak: Soak, res: Result, o: Options) -> None:
         res.evidence_seconds, n = _first_counter_rise(soak, start, until, "error", "restarts")
         res.evidence = f"{n:.0f} watch restarts (error)"
     elif kind == "freeze":
-        res.evidence_seconds, n = _first_counter_rise(soak, start, until, "silent", "restarts")
-        res.evidence = f"{n:.0f} watch restarts (silent)"
+        silent_s, n = _first_counter_rise(soak, start, until, "silent", "restarts")
+        error_s, m = _first_counter_rise(soak, start, until, "error", "restarts")
+        res.evidence_seconds = min((t for t in (silent_s, error_s) if t is not None), default=None)
+        res.evidence = f"watch restarts: {n:.0f} silent, {m:.0f} error (request timeout or a hung relist)"
     elif kind == "slow-scrapers":
         res.evidence_seconds, n = _first_counter_rise(soak, start, res.end + WRITE_TIMEOUT + 15, "write_timeout",
                                                       "rejected")
@@ -818,8 +821,7 @@ def _verdict(kind: Kind, fault: Fault, res: Result, o: Options) -> tuple[bool, s
             problems.append("did not recover" if res.up is None else "up again, but no fresh success")
         elif recover_bound is not None and recovered > recover_bound:
             problems.append(f"recovered after {recovered:.0f} s > {recover_bound:.0f} s")
-    if fault.kind in ("410", "cut", "malformed", "rotation", "slow-scrapers") or (
-            fault.kind == "freeze" and expect_down):
+    if fault.kind in ("410", "cut", "malformed", "rotation", "slow-scrapers"):
         if res.evidence_seconds is None:
             problems.append("no evidence it was seen")
         elif detect_bound is not None and res.evidence_seconds > detect_bound and fault.kind != "freeze":
@@ -1071,6 +1073,30 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
+def rejudge(workdir: Path) -> Report:
+    """The report of an earlier run (its --keep directory), with the faults judged again from what was
+    observed (soak-state.pickle) by the judging code as it is now."""
+    import pickle
+
+    old = json.loads((workdir / "report.json").read_text())
+    with open(workdir / "soak-state.pickle", "rb") as handle:
+        state = pickle.load(handle)
+    options = Options(**{k: (Path(v) if k == "keep" and v else (tuple(v) if k == "faults" else v))
+                         for k, v in old["options"].items()})
+    soak = Soak(options, workdir)
+    soak.samples, soak.steady, soak.monitor, soak.slow = state["samples"], state["steady"], state["monitor"], state["slow"]
+    soak.rss, soak.log_lines = state["rss"], state["log_lines"]
+    soak.t0 = time.monotonic() - (state["samples"][-1].t if state["samples"] else 0.0)
+    results = [judge(f, soak, options) for f in state["faults"]]
+    old["faults"], old["transitions"] = [asdict(r) for r in results], transitions(soak.samples)
+    report = Report(**{k: v for k, v in old.items() if k in Report.__dataclass_fields__})
+    rss_ok = report.rss_growth_percent is not None and (report.rss_growth_percent <= 10.0
+                                                        or report.timeline_seconds < 600)
+    report.ok = (report.crashes == 0 and report.secrets_found == 0 and report.failed_scrapes == 0
+                 and all(r.ok for r in results) and rss_ok)
+    return report
+
+
 def parse_args(argv: list[str] | None) -> tuple[Options, Path | None]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="every fault once in 140 s, shorter windows (CI)")
@@ -1083,11 +1109,15 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path | None]:
                         help="with --quick: the CI test's timeline (5xx, restart, rotation, malformed in ~40 s)")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", type=Path, help="keep the logs in this directory")
+    parser.add_argument("--rejudge", type=Path, metavar="DIR",
+                        help="no run: judge again what a run kept in DIR (--keep with --json DIR/report.json) saw")
     args = parser.parse_args(argv)
     kinds = tuple(k for k in args.faults.split(",") if k)
     unknown = set(kinds) - set(KINDS)
     if unknown:
         parser.error(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
+    if args.rejudge:
+        return Options(keep=args.rejudge), args.json
     o = Options(nodes=args.nodes, quick=args.quick or args.smoke, smoke=args.smoke, faults=kinds, keep=args.keep)
     if o.quick:
         o.duration, o.warmup, o.poll_interval, o.census_interval = 140.0, 10.0, 5.0, 60.0
@@ -1101,6 +1131,12 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path | None]:
 
 def main(argv: list[str] | None = None) -> int:
     options, json_path = parse_args(argv)
+    if options.keep is not None and "--rejudge" in (argv if argv is not None else sys.argv):
+        report = rejudge(options.keep)
+        print(render(report))
+        if json_path:
+            json_path.write_text(json.dumps(asdict(report), indent=2, default=str))
+        return 0 if report.ok else 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the child processes are stopped
     with tempfile.TemporaryDirectory(prefix="terway-soak-") as tmp:
         workdir = options.keep or Path(tmp)
