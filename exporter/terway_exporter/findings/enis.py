@@ -25,7 +25,8 @@ def quota_near_limit(ctx: Context) -> list[Evidence]:
 
 
 def node_eni_limit(ctx: Context) -> list[Evidence]:
-    """terway_node_enis >= terway_node_eni_limit and terway:node_idle_ips == 0."""
+    """terway_node_enis >= the node's ENI limit (terway_node_eni_limit_override, else its instance type's
+    terway_instance_type_eni_limit) and terway:node_idle_ips == 0."""
     found = []
     for view in ctx.views:
         idle = ctx.idle_ips(view)

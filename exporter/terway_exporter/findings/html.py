@@ -20,7 +20,7 @@ body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;
 color:#1d2329;background:#fff}
 h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.2rem;margin:1.6rem 0 .4rem;border-bottom:1px solid #d0d7de}
 h3{font-size:1.05rem;margin:1rem 0 .3rem}code{font:13px ui-monospace,Menlo,Consolas,monospace;
-background:#f3f4f6;padding:0 .2rem;border-radius:3px;word-break:break-all}
+background:#f3f4f6;padding:0 .2rem;border-radius:3px;overflow-wrap:anywhere}
 .meta{color:#57606a;margin:.2rem 0}.summary{font-weight:600;padding:.5rem .8rem;border-radius:6px;margin:.8rem 0}
 .s-critical{background:#ffebe9;color:#82071e}.s-warning{background:#fff8c5;color:#6a4b00}
 .s-ok{background:#dafbe1;color:#116329}.s-not_checked,.s-info{background:#ddf4ff;color:#0a3069}

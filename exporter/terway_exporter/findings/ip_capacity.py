@@ -23,12 +23,13 @@ def vswitch_low(ctx: Context) -> list[Evidence]:
     """terway:vswitch_available_ip_ratio < 0.1 and some IPs left (usable > 0)."""
     found = []
     for v in sorted(ctx.cloud.vswitches.values(), key=lambda v: v.vswitch_id):
-        if v.usable_ips > 0 and v.available_ips > 0 and v.available_ips / v.usable_ips < LOW_RATIO:
-            share = v.available_ips / v.usable_ips
+        usable = v.usable_ips if v.available_ips > 0 else 0  # parses the CIDR: only when it can matter
+        if usable > 0 and v.available_ips / usable < LOW_RATIO:
+            share = v.available_ips / usable
             found.append(Evidence(
                 f"vswitch/{v.vswitch_id}",
-                f"{v.available_ips} of {v.usable_ips} IPs free ({share:.1%}, under 10%; zone {v.zone_id})",
-                values={"available": v.available_ips, "usable": v.usable_ips, "zone_id": v.zone_id}))
+                f"{v.available_ips} of {usable} IPs free ({share:.1%}, under 10%; zone {v.zone_id})",
+                values={"available": v.available_ips, "usable": usable, "zone_id": v.zone_id}))
     return found
 
 
