@@ -196,15 +196,18 @@ class Runtime:
                 await asyncio.to_thread(release_freed_memory)
             # Coalesce bursts of changes into one render, and keep rendering to about
             # 1/RENDER_PACING of the time however large the cluster: a render that took
-            # 0.2 s is followed by at least 2 s of serving. `took` is the render's own time in its
+            # 0.2 s is followed by at least 2 s of serving. `took` is the CPU time of the render's own
             # thread: time spent waiting for a free worker (busy at start-up) once made this pause
-            # a minute long, with the first, nearly empty exposition served all that time.
+            # a minute long, with the first, nearly empty exposition served all that time; and wall
+            # time on a starved CPU (a pod at its CPU limit, a busy node) kept it at the 10 s cap, so
+            # source_up and every metric could be 10 s late although rendering cost 0.15 s.
             await asyncio.sleep(min(max(interval, RENDER_PACING * took), MAX_RENDER_PAUSE))
 
     def _timed_render(self, state: ClusterState, version: int, tick: int) -> tuple[Exposition, bytes | None, float]:
-        started = time.monotonic()
+        """The render, and the CPU it took in this thread (what it kept from serving scrapes: the GIL)."""
+        started = time.thread_time()
         exposition, page = self._render(state, version, tick)
-        return exposition, page, time.monotonic() - started
+        return exposition, page, time.thread_time() - started
 
     def _render(self, state: ClusterState, version: int, tick: int) -> tuple[Exposition, bytes | None]:
         """The exposition and the status page's findings, both from one state (in the render thread)."""
