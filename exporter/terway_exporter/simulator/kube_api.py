@@ -278,8 +278,8 @@ class KubeApi:
                     await _send(resp, *out)
             await self._stream(request, resp, req, queue, match, bookmarks, timeout)
             return resp
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise
+        except ConnectionResetError:
+            return resp  # the watcher left (cut, restarted, timed out): nobody to answer, nothing to log
         finally:
             store.unsubscribe(req.resource, queue)
             self.open_watches -= 1
