@@ -795,7 +795,7 @@ def _evidence(fault: Fault, soak: Soak, res: Result, o: Options) -> None:
         auth = {c: after.get(c, 0) - before.get(c, 0) for c in AUTH_CODES if after.get(c, 0) > before.get(c, 0)}
         sts_b, sts_a = fault.notes.get("sts_before", {}), fault.notes.get("sts_after", {})
         refused = sum(v - sts_b.get(k, 0) for k, v in sts_a.items() if k.startswith("refused:"))
-        res.evidence = (f"{len(issued)} credentials from the new token, STS refusals {refused}, "
+        res.evidence = (f"credentials from the new token: {len(issued)}, STS refusals {refused}, "
                         f"cloud auth errors {sum(auth.values())}" + (f" {auth}" if auth else ""))
         fault.notes["auth_errors"] = sum(auth.values())
 
@@ -1097,6 +1097,21 @@ def rejudge(workdir: Path) -> Report:
     return report
 
 
+def render_markdown(report: Report) -> str:
+    """The faults table as docs/reliability.md shows it."""
+    lines = ["| fault | expected | to source_up=0 | to recover (up / fresh) | evidence | verdict |",
+             "|---|---|---|---|---|---|"]
+    for f in report.faults:
+        down = f["down_sources"]
+        detect = "stayed up" if not down else _s(f["detect"]) + (
+            f" ({', '.join(down)})" if len(down) <= 2 else f" ({len(down)} sources)")
+        recover = "-" if not down else f"{_s(f['up'])} / {_s(f['fresh'])}"
+        evidence = f["evidence"] + (f" ({_s(f['evidence_seconds'])})" if f["evidence_seconds"] is not None else "")
+        cells = [f"{f['fault']}: {f['title']}", f["expected"], detect, recover, evidence or "-", f["verdict"]]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None) -> tuple[Options, Path | None]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="every fault once in 140 s, shorter windows (CI)")
@@ -1109,6 +1124,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path | None]:
                         help="with --quick: the CI test's timeline (5xx, restart, rotation, malformed in ~40 s)")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", type=Path, help="keep the logs in this directory")
+    parser.add_argument("--markdown", action="store_true", help="print the faults table in Markdown as well")
     parser.add_argument("--rejudge", type=Path, metavar="DIR",
                         help="no run: judge again what a run kept in DIR (--keep with --json DIR/report.json) saw")
     args = parser.parse_args(argv)
@@ -1117,7 +1133,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path | None]:
     if unknown:
         parser.error(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
     if args.rejudge:
-        return Options(keep=args.rejudge), args.json
+        return Options(keep=args.rejudge, smoke=args.markdown), args.json
     o = Options(nodes=args.nodes, quick=args.quick or args.smoke, smoke=args.smoke, faults=kinds, keep=args.keep)
     if o.quick:
         o.duration, o.warmup, o.poll_interval, o.census_interval = 140.0, 10.0, 5.0, 60.0
@@ -1134,6 +1150,8 @@ def main(argv: list[str] | None = None) -> int:
     if options.keep is not None and "--rejudge" in (argv if argv is not None else sys.argv):
         report = rejudge(options.keep)
         print(render(report))
+        if options.smoke:  # --markdown
+            print("\n" + render_markdown(report))
         if json_path:
             json_path.write_text(json.dumps(asdict(report), indent=2, default=str))
         return 0 if report.ok else 1
@@ -1143,6 +1161,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         report = asyncio.run(soak_run(options, workdir))
     print(render(report))
+    if "--markdown" in (argv if argv is not None else sys.argv):
+        print("\n" + render_markdown(report))
     if json_path:
         json_path.write_text(json.dumps(asdict(report), indent=2, default=str))
     return 0 if report.ok else 1
