@@ -85,41 +85,40 @@ def state(kube: KubeSnapshot, **kw) -> ClusterState:
 # ------------------------------------------------------------------------------------ nodes
 
 
+G7 = CloudSnapshot(instance_types={"ecs.g7.xlarge": InstanceTypeLimits("ecs.g7.xlarge", eni_quantity=4, ips_per_eni=15)})
+
+
 def test_node_families_in_crd_mode():
-    text = render(state(cluster(1)), [node])
+    # A healthy node whose limits are its instance type's: 7 series; the other families are empty.
+    text = render(state(cluster(1), cloud=G7), [node])
     assert text == """\
 # HELP terway_node_info 1 per node Terway manages; ipam_mode is crd (centralised IPAM, Node CR), prefix (centralised IPAM with IP prefixes: the daemon assigns pod IPs, the Node CR has no pod records) or legacy (node-local).
 # TYPE terway_node_info gauge
 terway_node_info{instance_id="i-0",instance_type="ecs.g7.xlarge",ipam_mode="crd",node="cn-hangzhou.10.0.0.0",zone_id="z1"} 1.0
-# HELP terway_node_ips Pod IPs held on the node's secondary ENIs by state: in_use (a pod holds it), idle (Valid, no pod, on an InUse schedulable ENI: Terway's pool), unavailable (anything else); unknown alone in legacy IPAM (the ECS census total) and in prefix mode (addresses of the Valid/Frozen IPv4 prefixes), where in-use and idle are not visible.
+# HELP terway_node_ips Pod IPs held on the node's secondary ENIs by state: in_use (a pod holds it), idle (Valid, no pod, on an InUse schedulable ENI: Terway's pool), unavailable (anything else; only while above 0); unknown alone in legacy IPAM (the ECS census total) and in prefix mode (addresses of the Valid/Frozen IPv4 prefixes), where in-use and idle are not visible.
 # TYPE terway_node_ips gauge
 terway_node_ips{node="cn-hangzhou.10.0.0.0",state="in_use"} 10.0
 terway_node_ips{node="cn-hangzhou.10.0.0.0",state="idle"} 3.0
-terway_node_ips{node="cn-hangzhou.10.0.0.0",state="unavailable"} 0.0
 # HELP terway_node_enis ENIs attached to the node, the primary included.
 # TYPE terway_node_enis gauge
 terway_node_enis{node="cn-hangzhou.10.0.0.0"} 2.0
-# HELP terway_node_eni_limit ENIs the instance type allows, the primary included (Node CR spec.nodeCap.adapters, else EniQuantity from DescribeInstanceTypes).
-# TYPE terway_node_eni_limit gauge
-terway_node_eni_limit{node="cn-hangzhou.10.0.0.0"} 4.0
-# HELP terway_node_ip_capacity Most pod IPs the node can hold (annotation k8s.aliyun.com/max-available-ip, else Node CR spec.nodeCap, else the instance type's limits).
-# TYPE terway_node_ip_capacity gauge
-terway_node_ip_capacity{node="cn-hangzhou.10.0.0.0"} 45.0
 # HELP terway_node_pool_min_ips min_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the node's dynamic config; legacy IPAM caps it to max_pool_size, as terwayd does).
 # TYPE terway_node_pool_min_ips gauge
 terway_node_pool_min_ips{node="cn-hangzhou.10.0.0.0"} 0.0
 # HELP terway_node_pool_max_ips max_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the node's dynamic config).
 # TYPE terway_node_pool_max_ips gauge
 terway_node_pool_max_ips{node="cn-hangzhou.10.0.0.0"} 5.0
-# HELP terway_node_sufficient_ip 1/0 from the Node condition SufficientIP.
-# TYPE terway_node_sufficient_ip gauge
-terway_node_sufficient_ip{node="cn-hangzhou.10.0.0.0"} 1.0
-# HELP terway_node_cni_ready 0 when the kubelet reports the network plugin or CNI config not ready, else 1.
-# TYPE terway_node_cni_ready gauge
-terway_node_cni_ready{node="cn-hangzhou.10.0.0.0"} 1.0
 # HELP terway_node_last_openapi_sync_timestamp_seconds Node CR status.lastSyncOpenAPITime: last full sync of the node's ENIs with the cloud API.
 # TYPE terway_node_last_openapi_sync_timestamp_seconds gauge
 terway_node_last_openapi_sync_timestamp_seconds{node="cn-hangzhou.10.0.0.0"} 1.7e+09
+# HELP terway_node_eni_limit_override ENIs the node allows, the primary included, only where terway_instance_type_eni_limit of its instance_type does not give it: Node CR spec.nodeCap.adapters that differs from EniQuantity, or an instance type not described (yet).
+# TYPE terway_node_eni_limit_override gauge
+# HELP terway_node_ip_capacity_override Most pod IPs the node can hold, only where its instance type's (terway_instance_type_eni_limit - 1) x terway_instance_type_ips_per_eni does not give it: annotation k8s.aliyun.com/max-available-ip or Node CR spec.nodeCap that differs, prefix mode, exclusive ENI, legacy eni_cap_ratio/eni_cap_shift/max_eni, or an instance type not described (yet).
+# TYPE terway_node_ip_capacity_override gauge
+# HELP terway_node_insufficient_ip 1 while the Node condition SufficientIP is False; absent while it is True or not set.
+# TYPE terway_node_insufficient_ip gauge
+# HELP terway_node_cni_not_ready 1 while the kubelet reports the network plugin or CNI config not ready; absent otherwise.
+# TYPE terway_node_cni_not_ready gauge
 """
 
 
@@ -132,8 +131,10 @@ def test_a_node_that_leaves_or_is_ignored_loses_its_series():
     del gone[names[0]]
     gone[names[1]] = replace(gone[names[1]], ignored=True)
     after = render(state(replace(kube, nodes=gone)), [node])
-    for family in ("terway_node_info", "terway_node_enis", "terway_node_ips", "terway_node_ip_capacity",
-                   "terway_node_pool_max_ips", "terway_node_cni_ready"):
+    # No instance type described here: every node reports its own ENI limit and IP capacity.
+    for family in ("terway_node_info", "terway_node_enis", "terway_node_ips", "terway_node_ip_capacity_override",
+                   "terway_node_eni_limit_override", "terway_node_pool_max_ips",
+                   "terway_node_last_openapi_sync_timestamp_seconds"):
         assert set(by_node(after, family)) == {names[2]}, family
 
 
@@ -145,8 +146,77 @@ def test_node_cni_not_ready_and_insufficient_ip():
                                  "reason:NetworkPluginNotReady message:Network plugin returns error: "
                                  "cni plugin not initialized")
     text = render(state(replace(kube, nodes={name: sick})), [node])
-    assert by_node(text, "terway_node_cni_ready") == {name: 0.0}
-    assert by_node(text, "terway_node_sufficient_ip") == {name: 0.0}
+    assert by_node(text, "terway_node_cni_not_ready") == {name: 1.0}
+    assert by_node(text, "terway_node_insufficient_ip") == {name: 1.0}
+    # Healthy, or not ready for another reason, or conditions unknown: no series at all.
+    other = replace(kube.nodes[name], ready=False, sufficient_ip=None, ready_message="Kubelet stopped posting node status.")
+    for healthy in (kube, replace(kube, nodes={name: other})):
+        text = render(state(healthy), [node])
+        assert by_node(text, "terway_node_cni_not_ready") == {}
+        assert by_node(text, "terway_node_insufficient_ip") == {}
+
+
+def test_unavailable_ips_only_while_above_zero():
+    kube = cluster(1)
+    name = next(iter(kube.nodes))
+    assert set(samples(render(state(kube), [node]), "terway_node_ips")) == {
+        (("node", name), ("state", "in_use")), (("node", name), ("state", "idle"))}
+    cr = replace(kube.terway_nodes[name], nics=(NodeCRNic("eni-x", "InUse", ipv4_in_use=10, ipv4_free_valid=3),
+                                                 NodeCRNic("eni-y", "Detaching", ipv4_free_valid=2)))
+    text = render(state(replace(kube, terway_nodes={name: cr})), [node])
+    assert by_node(text, "terway_node_ips", state="unavailable") == {name: 2.0}
+    assert by_node(text, "terway_node_ips", state="idle") == {name: 3.0}
+
+
+def _joined(text: str, cloud: CloudSnapshot) -> tuple[dict[str, float], dict[str, float]]:
+    """Every node's ENI limit and IP capacity as the rules compute them: the *_override series, else the
+    instance type's through terway_node_info's instance_type."""
+    types = {dict(k)["node"]: dict(k)["instance_type"] for k in samples(text, "terway_node_info")}
+    limits, capacities = by_node(text, "terway_node_eni_limit_override"), by_node(text, "terway_node_ip_capacity_override")
+    for name, instance_type in types.items():
+        lim = cloud.instance_types.get(instance_type)
+        if lim is not None:
+            limits.setdefault(name, float(lim.eni_quantity))
+            capacities.setdefault(name, float((lim.eni_quantity - 1) * lim.ips_per_eni))
+    return limits, capacities
+
+
+def test_node_limits_join_back_exactly_from_the_instance_type_and_the_overrides():
+    """The removed terway_node_eni_limit / terway_node_ip_capacity are what the rules' join gives, for every
+    kind of node: the instance type's, a nodeCap or annotation that says otherwise, prefix mode, exclusive ENI,
+    legacy eni_cap_* and an instance type that was not described."""
+    from terway_exporter.terway.eniconf import effective_confs
+    from terway_exporter.terway.node import node_views
+
+    kube = cluster(8)
+    names = sorted(kube.nodes)
+    nodes, crs = dict(kube.nodes), dict(kube.terway_nodes)
+    crs[names[1]] = replace(crs[names[1]], adapters=3)  # nodeCap says 3 ENIs, the type 4
+    nodes[names[2]] = replace(nodes[names[2]], max_available_ip=40)  # eRDMA share taken off by Terway
+    crs[names[3]] = replace(crs[names[3]], enable_ip_prefix=True, total_adapters=4, min_pool_size=0, max_pool_size=0)
+    nodes[names[4]] = replace(nodes[names[4]], exclusive_eni=True)
+    nodes[names[5]] = replace(nodes[names[5]], instance_type="ecs.unknown")
+    crs[names[5]] = replace(crs[names[5]], instance_type="ecs.unknown")
+    crs[names[6]] = replace(crs[names[6]], adapters=None, ipv4_per_adapter=None)  # nodeCap not filled yet
+    nodes[names[7]] = replace(nodes[names[7]], max_available_ip=45)  # the same as the type's
+    kube = replace(kube, nodes=nodes, terway_nodes=crs)
+    text = render(state(kube, cloud=G7), [node])
+    views = {v.name: v for v in node_views(kube, G7, effective_confs(kube))}
+    limits, capacities = _joined(text, G7)
+    assert limits == {n: float(v.eni_limit) for n, v in views.items() if v.eni_limit is not None}
+    assert capacities == {n: float(v.ip_capacity) for n, v in views.items() if v.ip_capacity is not None}
+    # Only the nodes that differ carry their own values.
+    assert set(by_node(text, "terway_node_eni_limit_override")) == {names[1], names[5]}
+    assert set(by_node(text, "terway_node_ip_capacity_override")) == {names[1], names[2], names[3], names[4], names[5]}
+    # In legacy IPAM, eni_cap_ratio / eni_cap_shift / max_eni change the capacity: reported per node.
+    legacy_conf = {**ENI_CONF, "ipam_type": "", "max_eni": 2}
+    legacy = replace(cluster(2), terway_nodes=None,
+                     eni_config={**kube.eni_config, "eni_conf": json.dumps(legacy_conf)})
+    text = render(state(legacy, cloud=G7), [node])
+    views = {v.name: v for v in node_views(legacy, G7, effective_confs(legacy))}
+    limits, capacities = _joined(text, G7)
+    assert capacities == {n: float(v.ip_capacity) for n, v in views.items()} == dict.fromkeys(views, 30.0)
+    assert limits == {n: float(v.eni_limit) for n, v in views.items()}
 
 
 def test_legacy_node_reports_a_total_of_unknown_state():
@@ -172,13 +242,14 @@ def test_prefix_mode_node_reports_its_prefix_addresses_never_in_use_zero():
     prefix_cr = replace(kube.terway_nodes[name], enable_ip_prefix=True, total_adapters=4, min_pool_size=0,
                         max_pool_size=0, nics=(NodeCRNic("eni-x", "InUse", ipv4_free_valid=1,
                                                          ipv4_prefix_addresses=48),))
-    text = render(state(replace(kube, terway_nodes={**kube.terway_nodes, name: prefix_cr})), [node])
+    text = render(state(replace(kube, terway_nodes={**kube.terway_nodes, name: prefix_cr}), cloud=G7), [node])
     ips = samples(text, "terway_node_ips")
     assert {k: v for k, v in ips.items() if dict(k)["node"] == name} == {(("node", name), ("state", "unknown")): 48.0}
     assert by_node(text, "terway_node_ips", state="in_use") == {other: 10.0}  # the other node is unchanged
     assert by_node(text, "terway_node_info", ipam_mode="prefix") == {name: 1.0}
     assert by_node(text, "terway_node_info", ipam_mode="crd") == {other: 1.0}
-    assert by_node(text, "terway_node_ip_capacity")[name] == (15 - 1) * 16 * (4 - 1)
+    # Its capacity is not the instance type's: reported per node; the other node's is the type's.
+    assert by_node(text, "terway_node_ip_capacity_override") == {name: (15 - 1) * 16 * (4 - 1)}
     assert by_node(text, "terway_node_pool_min_ips")[name] == 0.0
     assert by_node(text, "terway_node_enis")[name] == 2.0
 
@@ -194,7 +265,7 @@ def test_node_collector_is_fast_at_5000_nodes():
     collect_seconds = time.perf_counter() - started
     text = generate_latest(_Families(families))
     total_seconds = time.perf_counter() - started
-    assert text.count(b"\nterway_node_ips{") == 15000
+    assert text.count(b"\nterway_node_ips{") == 10000  # in_use and idle; unavailable is 0
     assert collect_seconds < 1.0, collect_seconds
     assert total_seconds < 3.0, total_seconds
 
@@ -269,17 +340,6 @@ terway_daemon_pods{state="desired"} 3.0
 terway_daemon_pods{state="ready"} 1.0
 terway_daemon_pods{state="not_ready"} 2.0
 terway_daemon_pods{state="crash_looping"} 1.0
-# HELP terway_daemon_container_restarts_total Restarts of each terway-eniip container (init containers included), by node.
-# TYPE terway_daemon_container_restarts_total counter
-terway_daemon_container_restarts_total{container="policy",node="n1"} 0.0
-terway_daemon_container_restarts_total{container="terway",node="n1"} 1.0
-terway_daemon_container_restarts_total{container="terway-init",node="n1"} 0.0
-terway_daemon_container_restarts_total{container="policy",node="n2"} 0.0
-terway_daemon_container_restarts_total{container="terway",node="n2"} 7.0
-terway_daemon_container_restarts_total{container="terway-init",node="n2"} 0.0
-terway_daemon_container_restarts_total{container="policy",node="n3"} 0.0
-terway_daemon_container_restarts_total{container="terway",node="n3"} 0.0
-terway_daemon_container_restarts_total{container="terway-init",node="n3"} 0.0
 # HELP terway_daemon_container_waiting 1 while a terway-eniip container waits, by reason (CrashLoopBackOff, ImagePullBackOff, ...).
 # TYPE terway_daemon_container_waiting gauge
 terway_daemon_container_waiting{container="terway",node="n2",reason="CrashLoopBackOff"} 1.0

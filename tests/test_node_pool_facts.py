@@ -72,9 +72,12 @@ async def test_a_prefix_mode_node_reports_its_prefixes_and_its_mode_not_in_use_z
     # The prefix node's Node CR names no pod: no in_use/idle/unavailable series, only what is known.
     assert {l["state"]: v for n, l, v in s if n == "terway_node_ips" and l["node"] == PREFIX} == {"unknown": 64.0}
     assert {l["state"]: v for n, l, v in s if n == "terway_node_ips" and l["node"] == NORMAL} == {
-        "in_use": 8.0, "idle": 3.0, "unavailable": 0.0}
-    # Capacity as Terway publishes it for prefix mode, (ipv4PerAdapter-1) x 16 x (totalAdapters-1); no pool.
-    assert value(s, "terway_node_ip_capacity", node=PREFIX) == [14 * 16 * 3]
+        "in_use": 8.0, "idle": 3.0}  # unavailable only while above 0
+    # Capacity as Terway publishes it for prefix mode, (ipv4PerAdapter-1) x 16 x (totalAdapters-1), which is not
+    # the instance type's (EniQuantity-1) x IPs per ENI: reported for the node; the normal node's is the type's.
+    assert value(s, "terway_node_ip_capacity_override", node=PREFIX) == [14 * 16 * 3]
+    assert value(s, "terway_node_ip_capacity_override", node=NORMAL) == []
+    assert value(s, "terway_node_eni_limit_override") == []
     assert value(s, "terway_node_pool_min_ips", node=PREFIX) == [0.0]
     assert value(s, "terway_node_pool_max_ips", node=PREFIX) == [0.0]
     assert value(s, "terway_node_enis", node=PREFIX) == [2.0]

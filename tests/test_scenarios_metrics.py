@@ -108,9 +108,18 @@ def all_of(*checks: Check) -> Check:
     return check
 
 
+def node_eni_limit(s: list[Sample], node: str) -> list[float]:
+    """The node's ENI limit as the rules join it: its own override, else its instance type's."""
+    own = value(s, "terway_node_eni_limit_override", node=node)
+    if own:
+        return own
+    types = {l["instance_type"] for n, l, v in s if n == "terway_node_info" and l["node"] == node}
+    return [v for n, l, v in s if n == "terway_instance_type_eni_limit" and l["instance_type"] in types]
+
+
 def eni_limit(s: list[Sample]) -> None:
     nodes = {l["node"] for n, l, v in s if n == "terway_node_enis"}
-    full = [n for n in nodes if value(s, "terway_node_enis", node=n) == value(s, "terway_node_eni_limit", node=n)
+    full = [n for n in nodes if value(s, "terway_node_enis", node=n) == node_eni_limit(s, n)
             and value(s, "terway_node_ips", node=n, state="idle") == [0.0]]
     assert full, "no node at its ENI limit without idle IPs"
 
@@ -122,7 +131,7 @@ def pool_below_minimum(s: list[Sample]) -> None:
 
 
 def cni_missing(s: list[Sample]) -> None:
-    assert value(s, "terway_node_cni_ready").count(0.0) == 2
+    assert value(s, "terway_node_cni_not_ready") == [1.0, 1.0]
 
 
 def replicas(name: str) -> Check:
@@ -154,7 +163,7 @@ def legacy(s: list[Sample]) -> None:
 
 
 def insufficient_ip(s: list[Sample]) -> None:
-    assert 0.0 in value(s, "terway_node_sufficient_ip")
+    assert 1.0 in value(s, "terway_node_insufficient_ip")
 
 
 def errors_total(s: list[Sample]) -> dict[tuple[str, str], float]:
@@ -236,8 +245,9 @@ async def test_healthy_shows_no_problem(tmp_path):
     assert min(v for n, l, v in s if n == "terway_vswitch_available_ip_addresses") > 1000
     assert value(s, "terway_daemon_pods", state="crash_looping") == [0.0]
     assert sum(value(s, "terway_pods_waiting_for_network")) == 0
-    assert set(value(s, "terway_node_sufficient_ip")) == {1.0}
-    assert set(value(s, "terway_node_cni_ready")) == {1.0}
+    assert value(s, "terway_node_insufficient_ip") == [] and value(s, "terway_node_cni_not_ready") == []
+    assert value(s, "terway_node_eni_limit_override") == [] and value(s, "terway_node_ip_capacity_override") == []
+    assert value(s, "terway_node_ips", state="unavailable") == []
     assert sum(value(s, "terway_enis_leaked")) == 0 and sum(value(s, "terway_enis_held_by_podeni")) == 0
     assert {l["creator"] for n, l, v in s if n == "terway_enis_leaked"} == {"terway", "terway-controller"}
     assert [v for n, l, v in s if n == "terway_network_errors_total"] in ([], [0.0] * 0)

@@ -92,6 +92,31 @@ def per_node(metric: str, *matchers: str) -> str:
     return f"max {by('node')} ({sel(metric, *matchers)})"
 
 
+def node_eni_limit(*matchers: str) -> str:
+    """Each node's ENI limit, by (cluster, node), parenthesised: the node's own where the exporter reports one
+    (terway_node_eni_limit_override), else its instance type's through terway_node_info's instance_type."""
+    return (
+        f"({per_node('terway_node_eni_limit_override', *matchers)}"
+        f" or max {by('node')} ({sel('terway_node_info', *matchers)}"
+        f" * {on('instance_type')} group_left () max {by('instance_type')} ({sel('terway_instance_type_eni_limit')})))"
+    )
+
+
+def node_ip_capacity(*matchers: str) -> str:
+    """Each node's pod IP capacity, by (cluster, node), parenthesised: the node's own where the exporter reports
+    one (terway_node_ip_capacity_override), else its instance type's, every secondary ENI full:
+    (terway_instance_type_eni_limit - 1) x terway_instance_type_ips_per_eni."""
+    by_type = (
+        f"(max {by('instance_type')} ({sel('terway_instance_type_eni_limit')}) - 1)"
+        f" * {on('instance_type')} max {by('instance_type')} ({sel('terway_instance_type_ips_per_eni')})"
+    )
+    return (
+        f"({per_node('terway_node_ip_capacity_override', *matchers)}"
+        f" or max {by('node')} ({sel('terway_node_info', *matchers)}"
+        f" * {on('instance_type')} group_left () ({by_type})))"
+    )
+
+
 def with_zone(metric: str, *matchers: str) -> str:
     """A per-vSwitch gauge carrying the vSwitch's zone and name from terway_vswitch_info."""
     return (

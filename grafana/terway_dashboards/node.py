@@ -12,7 +12,10 @@ from .common import (
     by,
     increase,
     new_dashboard,
+    node_eni_limit,
+    node_ip_capacity,
     node_variable,
+    on,
     sel,
     stat_panel,
     state_mappings,
@@ -29,13 +32,29 @@ def _node(metric: str, *matchers: str) -> str:
     return f"max {by('node')} ({sel(metric, NODE, *matchers)})"
 
 
+def _unless_flagged(flag: str) -> str:
+    """0 while the node has the per-node flag series `flag` (it exists only while something is wrong), else 1."""
+    return f"1 - {_node(flag)} or {_node('terway_node_info')}"
+
+
+# kube-state-metrics' restart counters of the terway-eniip pod on the node (the exporter does not repeat them).
+DAEMON_POD = sel("kube_pod_info", NODE, 'created_by_kind="DaemonSet"', 'created_by_name="terway-eniip"')
+DAEMON_RESTARTS = (
+    f"sum {by('container')} ("
+    f"({increase('kube_pod_container_status_restarts_total')}"
+    f" or {increase('kube_pod_init_container_status_restarts_total')})"
+    f" * {on('namespace', 'pod')} group_left () max {by('namespace', 'pod')} ({DAEMON_POD}))"
+)
+
+
 def _state() -> list:
     return [
         stat_panel(
             "SufficientIP",
-            "The Node condition SufficientIP: False when Terway could not get pod IPs for this node.",
+            "The Node condition SufficientIP: False when Terway could not get pod IPs for this node (True also "
+            "when the node has no such condition).",
             "none",
-            Query(_node("terway_node_sufficient_ip"), instant=True),
+            Query(_unless_flagged("terway_node_insufficient_ip"), instant=True),
             mappings=state_mappings("True", "False"),
             w=4,
         ),
@@ -43,7 +62,7 @@ def _state() -> list:
             "CNI ready",
             "False when the kubelet reports the network plugin or the CNI config not ready.",
             "none",
-            Query(_node("terway_node_cni_ready"), instant=True),
+            Query(_unless_flagged("terway_node_cni_not_ready"), instant=True),
             mappings=state_mappings("ready", "not ready"),
             w=4,
         ),
@@ -91,7 +110,7 @@ def _capacity() -> list:
             "ENIs attached to the node (the primary included) and the most its instance type allows.",
             "short",
             Query(_node("terway_node_enis"), "attached"),
-            Query(_node("terway_node_eni_limit"), "limit"),
+            Query(node_eni_limit(NODE), "limit"),
             w=8,
         ),
         timeseries_panel(
@@ -99,7 +118,7 @@ def _capacity() -> list:
             "Pod IPs held on the node's secondary ENIs, by Terway's state, against the node's IP capacity.",
             "short",
             Query(f"sum {by('state')} ({sel('terway_node_ips', NODE)})", "{{state}}"),
-            Query(_node("terway_node_ip_capacity"), "capacity"),
+            Query(node_ip_capacity(NODE), "capacity"),
             w=8,
         ),
         timeseries_panel(
@@ -118,10 +137,11 @@ def _daemon() -> list:
     return [
         timeseries_panel(
             "Daemon container restarts",
-            "Restarts of each terway-eniip container on the node.",
+            "Restarts of each container of the node's terway-eniip pod, init containers included, from "
+            "kube-state-metrics (kube_pod_container_status_restarts_total, joined to the node by kube_pod_info). "
+            "Empty without kube-state-metrics.",
             "short",
-            Query(f"sum {by('container')} ({increase('terway_daemon_container_restarts_total', NODE)})",
-                  "{{container}}"),
+            Query(DAEMON_RESTARTS, "{{container}}"),
             w=8,
         ),
         table_panel(

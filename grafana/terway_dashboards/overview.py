@@ -103,14 +103,14 @@ def _daemon_and_nodes() -> list:
             "Nodes without SufficientIP",
             "Nodes whose SufficientIP condition is False: Terway could not get pod IPs for them.",
             "short",
-            Query(f"sum(1 - {sel('terway_node_sufficient_ip')}) or vector(0)", instant=True),
+            Query(f"sum({sel('terway_node_insufficient_ip')}) or vector(0)", instant=True),
             thresholds=((None, "green"), (1, "red")),
         ),
         stat_panel(
             "Nodes with CNI not ready",
             "Nodes whose kubelet reports the network plugin or CNI config not ready.",
             "short",
-            Query(f"sum(1 - {sel('terway_node_cni_ready')}) or vector(0)", instant=True),
+            Query(f"sum({sel('terway_node_cni_not_ready')}) or vector(0)", instant=True),
             thresholds=((None, "green"), (1, "red")),
         ),
         stat_panel(

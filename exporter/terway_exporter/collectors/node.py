@@ -29,36 +29,24 @@ INFO = Family(
 IPS = Family(
     "terway_node_ips",
     "Pod IPs held on the node's secondary ENIs by state: in_use (a pod holds it), idle (Valid, no pod, "
-    "on an InUse schedulable ENI: Terway's pool), unavailable (anything else); unknown alone in legacy IPAM "
-    "(the ECS census total) and in prefix mode (addresses of the Valid/Frozen IPv4 prefixes), where in-use "
-    "and idle are not visible.",
+    "on an InUse schedulable ENI: Terway's pool), unavailable (anything else; only while above 0); unknown "
+    "alone in legacy IPAM (the ECS census total) and in prefix mode (addresses of the Valid/Frozen IPv4 "
+    "prefixes), where in-use and idle are not visible.",
     ("node", "state"),
 )
 IP_STATES = ("in_use", "idle", "unavailable")
+ALWAYS_SHOWN_IP_STATES = frozenset({"in_use", "idle"})  # the alerts compare them with 0; unavailable only when > 0
 
 # Families with one sample per node labelled {node}: (family, value of a view or None to skip).
+# Every managed node has at most 7 series by default: terway_node_info, terway_node_ips in_use and idle, and the
+# four below that always have a value. The node's ENI limit and IP capacity come from its instance type
+# (terway_instance_type_* joined through terway_node_info's instance_type label); the *_override families
+# carry a node's own value only where it differs from that. The two condition families exist only while the
+# condition is bad. docs/metrics.md ("What moved") has the queries that give the removed families back.
 PER_NODE: tuple[tuple[Family, Callable[[NodeView], float | bool | None]], ...] = (
     (
         Family("terway_node_enis", "ENIs attached to the node, the primary included.", NODE),
         lambda v: v.enis,
-    ),
-    (
-        Family(
-            "terway_node_eni_limit",
-            "ENIs the instance type allows, the primary included (Node CR spec.nodeCap.adapters, "
-            "else EniQuantity from DescribeInstanceTypes).",
-            NODE,
-        ),
-        lambda v: v.eni_limit,
-    ),
-    (
-        Family(
-            "terway_node_ip_capacity",
-            "Most pod IPs the node can hold (annotation k8s.aliyun.com/max-available-ip, else Node CR "
-            "spec.nodeCap, else the instance type's limits).",
-            NODE,
-        ),
-        lambda v: v.ip_capacity,
     ),
     (
         Family(
@@ -79,24 +67,49 @@ PER_NODE: tuple[tuple[Family, Callable[[NodeView], float | bool | None]], ...] =
         lambda v: v.pool_max,
     ),
     (
-        Family("terway_node_sufficient_ip", "1/0 from the Node condition SufficientIP.", NODE),
-        lambda v: v.sufficient_ip,
-    ),
-    (
-        Family(
-            "terway_node_cni_ready",
-            "0 when the kubelet reports the network plugin or CNI config not ready, else 1.",
-            NODE,
-        ),
-        lambda v: v.cni_ready,
-    ),
-    (
         Family(
             "terway_node_last_openapi_sync_timestamp_seconds",
             "Node CR status.lastSyncOpenAPITime: last full sync of the node's ENIs with the cloud API.",
             NODE,
         ),
         lambda v: v.last_sync_openapi,
+    ),
+    (
+        Family(
+            "terway_node_eni_limit_override",
+            "ENIs the node allows, the primary included, only where terway_instance_type_eni_limit of its "
+            "instance_type does not give it: Node CR spec.nodeCap.adapters that differs from EniQuantity, or an "
+            "instance type not described (yet).",
+            NODE,
+        ),
+        lambda v: v.own_eni_limit,
+    ),
+    (
+        Family(
+            "terway_node_ip_capacity_override",
+            "Most pod IPs the node can hold, only where its instance type's (terway_instance_type_eni_limit - 1) "
+            "x terway_instance_type_ips_per_eni does not give it: annotation k8s.aliyun.com/max-available-ip or "
+            "Node CR spec.nodeCap that differs, prefix mode, exclusive ENI, legacy eni_cap_ratio/eni_cap_shift/"
+            "max_eni, or an instance type not described (yet).",
+            NODE,
+        ),
+        lambda v: v.own_ip_capacity,
+    ),
+    (
+        Family(
+            "terway_node_insufficient_ip",
+            "1 while the Node condition SufficientIP is False; absent while it is True or not set.",
+            NODE,
+        ),
+        lambda v: 1 if v.sufficient_ip is False else None,
+    ),
+    (
+        Family(
+            "terway_node_cni_not_ready",
+            "1 while the kubelet reports the network plugin or CNI config not ready; absent otherwise.",
+            NODE,
+        ),
+        lambda v: 1 if v.cni_ready is False else None,
     ),
 )
 
@@ -154,7 +167,8 @@ def _ip_samples(view: NodeView, out: list) -> None:
         out.append(IPS.sample({"node": view.name, "state": "unknown"}, float(counts.unknown)))
         return
     for state, value in zip(IP_STATES, (counts.in_use, counts.idle, counts.unavailable)):
-        out.append(IPS.sample({"node": view.name, "state": state}, float(value)))
+        if value or state in ALWAYS_SHOWN_IP_STATES:
+            out.append(IPS.sample({"node": view.name, "state": state}, float(value)))
 
 
 def _metric(family: Family, samples: list) -> Metric:

@@ -26,12 +26,6 @@ DAEMON_PODS = Family(
     "Ready, crash-looping ones included), crash_looping (a container waiting in CrashLoopBackOff).",
     ("state",),
 )
-RESTARTS = Family(
-    "terway_daemon_container_restarts_total",
-    "Restarts of each terway-eniip container (init containers included), by node.",
-    ("node", "container"),
-    kind="counter",
-)
 WAITING = Family(
     "terway_daemon_container_waiting",
     "1 while a terway-eniip container waits, by reason (CrashLoopBackOff, ImagePullBackOff, ...).",
@@ -95,12 +89,11 @@ def collect_daemon(state: ClusterState) -> Iterable[Metric]:
         "not_ready": len(pods) - ready,
         "crash_looping": sum(1 for p in pods if _crash_looping(p)),
     }
-    restarts: dict[tuple[str, str], int] = {}
+    # Restart counts are kube-state-metrics' kube_pod_container_status_restarts_total (and
+    # kube_pod_init_container_status_restarts_total): not repeated here, 3 series per node.
     waiting: set[tuple[str, str, str]] = set()
     for pod in pods:
         for c in _all_containers(pod):
-            # Two pods on one node during a rollout: their restarts add up under one series.
-            restarts[(pod.node, c.name)] = restarts.get((pod.node, c.name), 0) + c.restarts
             if c.waiting_reason:
                 waiting.add((pod.node, c.name, c.waiting_reason))
     causes = sorted(
@@ -108,7 +101,6 @@ def collect_daemon(state: ClusterState) -> Iterable[Metric]:
     )
     return [
         DAEMON_PODS.build_rows(((s,), float(v)) for s, v in counts.items()),
-        RESTARTS.build_rows((k, float(v)) for k, v in sorted(restarts.items())),
         WAITING.build_rows((k, 1.0) for k in sorted(waiting)),
         CRASH_CAUSE.build_rows((k, 1.0) for k in causes),
     ]

@@ -59,6 +59,22 @@ class NodeView:
     sufficient_ip: bool | None = None  # core Node condition SufficientIP
     cni_ready: bool | None = None
     last_sync_openapi: float | None = None  # Node CR status.lastSyncOpenAPITime
+    # What the node's instance type alone says (`type_eni_limit`, `type_ip_capacity`): the values the rules and
+    # dashboards compute from terway_instance_type_* through terway_node_info's instance_type. None: type unknown.
+    type_eni_limit: int | None = None
+    type_ip_capacity: int | None = None
+
+    @property
+    def own_eni_limit(self) -> int | None:
+        """eni_limit where the instance type does not already give it (else None): nodeCap.adapters that
+        differs from EniQuantity, or an instance type the exporter does not know."""
+        return None if self.eni_limit == self.type_eni_limit else self.eni_limit
+
+    @property
+    def own_ip_capacity(self) -> int | None:
+        """ip_capacity where the instance type does not already give it (else None): prefix mode, exclusive
+        ENI, an annotation or nodeCap that differs, legacy eni_cap_* / max_eni, or an unknown instance type."""
+        return None if self.ip_capacity == self.type_ip_capacity else self.ip_capacity
 
 
 def ip_counts(cr: TerwayNodeCR) -> IpCounts:
@@ -93,6 +109,19 @@ def instance_limits(
 ) -> InstanceTypeLimits | None:
     instance_type = node.instance_type or (cr.instance_type if cr else "")
     return cloud.instance_types.get(instance_type) if instance_type else None
+
+
+def type_eni_limit(limits: InstanceTypeLimits | None) -> int | None:
+    """The instance type's ENI limit as terway_instance_type_eni_limit exposes it (EniQuantity)."""
+    return limits.eni_quantity if limits is not None else None
+
+
+def type_ip_capacity(limits: InstanceTypeLimits | None) -> int | None:
+    """The instance type's pod IP capacity as the rules compute it from the instance type families:
+    `(terway_instance_type_eni_limit - 1) * terway_instance_type_ips_per_eni`, i.e. every secondary ENI full
+    (Terway's own max-available-ip for a node of the type, `pkg/controller/node/node.go` v1.17.5). Written
+    exactly as PromQL computes it, unclamped, so that a node whose capacity differs is always told apart."""
+    return (limits.eni_quantity - 1) * limits.ips_per_eni if limits is not None else None
 
 
 def eni_limit(cr: TerwayNodeCR | None, limits: InstanceTypeLimits | None) -> int | None:
@@ -215,6 +244,8 @@ def node_view(
         sufficient_ip=node.sufficient_ip,
         cni_ready=cni_ready(node),
         last_sync_openapi=cr.last_sync_openapi if cr is not None else None,
+        type_eni_limit=type_eni_limit(limits),
+        type_ip_capacity=type_ip_capacity(limits),
     )
 
 
