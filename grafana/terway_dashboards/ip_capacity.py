@@ -12,8 +12,6 @@ from .common import (
     by,
     links_to_node,
     new_dashboard,
-    node_eni_limit,
-    node_ip_capacity,
     on,
     per_node,
     sel,
@@ -111,6 +109,22 @@ def _zones() -> list:
             Query(NODE_HEADROOM),
             w=24,
         ),
+        timeseries_panel(
+            "Pods that can still get an IP, by zone",
+            "Pods the zone's nodes can still start with an IP: the least of their IP capacity left, their idle "
+            "IPs plus the free IPs of the zone's vSwitches, and what the ENI quota still allows "
+            "(terway_capacity_zone_pods; `terway-exporter capacity` prints the same).",
+            "short",
+            Query(f"sum {by('zone_id')} ({sel('terway_capacity_zone_pods')})", "{{zone_id}}"),
+        ),
+        table_panel(
+            "New nodes that fit, by zone and instance type",
+            "New nodes of each instance type the zone can take before its vSwitches or the ENI quota run out, "
+            "each running the average pods of today's nodes plus min_pool_size (terway_capacity_zone_nodes_addable; "
+            "what-ifs: `terway-exporter capacity --add-nodes`).",
+            "short",
+            Query(f"min {by('zone_id', 'instance_type')} ({sel('terway_capacity_zone_nodes_addable')})"),
+        ),
     ]
 
 
@@ -146,7 +160,7 @@ def _nodes() -> list:
                 "The ten nodes with the most ENIs attached for what their instance type allows.",
                 "percentunit",
                 Query(
-                    f"topk(10, {per_node('terway_node_enis')} / {on('node')} {node_eni_limit()})",
+                    f"topk(10, {per_node('terway_node_enis')} / {on('node')} {per_node('terway_node_eni_limit')})",
                     "{{node}}",
                     instant=True,
                 ),
@@ -161,7 +175,7 @@ def _nodes() -> list:
                 "percentunit",
                 Query(
                     f"topk(10, sum {by('node')} ({sel('terway_node_ips')})"
-                    f" / {on('node')} {node_ip_capacity()})",
+                    f" / {on('node')} {per_node('terway_node_ip_capacity')})",
                     "{{node}}",
                     instant=True,
                 ),
