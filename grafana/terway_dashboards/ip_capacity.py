@@ -12,6 +12,8 @@ from .common import (
     by,
     links_to_node,
     new_dashboard,
+    node_eni_limit,
+    node_ip_capacity,
     on,
     per_node,
     sel,
@@ -160,7 +162,7 @@ def _nodes() -> list:
                 "The ten nodes with the most ENIs attached for what their instance type allows.",
                 "percentunit",
                 Query(
-                    f"topk(10, {per_node('terway_node_enis')} / {on('node')} {per_node('terway_node_eni_limit')})",
+                    f"topk(10, {per_node('terway_node_enis')} / {on('node')} {node_eni_limit()})",
                     "{{node}}",
                     instant=True,
                 ),
@@ -175,7 +177,7 @@ def _nodes() -> list:
                 "percentunit",
                 Query(
                     f"topk(10, sum {by('node')} ({sel('terway_node_ips')})"
-                    f" / {on('node')} {per_node('terway_node_ip_capacity')})",
+                    f" / {on('node')} {node_ip_capacity()})",
                     "{{node}}",
                     instant=True,
                 ),
