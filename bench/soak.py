@@ -41,7 +41,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -957,7 +957,7 @@ async def soak_run(o: Options, workdir: Path) -> Report:
         soak.read_log()
         _save_state(workdir, soak, faults)
         log_text = exporter.log_path.read_bytes()
-        soak.scan.scan(log_text, "exporter log (final pass)", "final log bytes")
+        soak.scan.scan(log_text, "exporter log (final pass)", "final passes over the whole log")
         return build_report(o, soak, faults, exporter, alive, log_text, rss_start, rss_end, cpu_percent,
                             timeline_seconds, issued, start, cloud_calls)
     finally:
