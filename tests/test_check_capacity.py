@@ -314,3 +314,22 @@ def test_usage_errors_exit_3_not_2(tmp_path):
                               timeout=60, env={"PATH": "/usr/bin:/bin"})
         assert done.returncode == 3, (argv, done.stderr)
         assert done.stdout == ""
+
+
+def _readme_block(after: str) -> str:
+    """The first ```text block after the line containing `after` in README.md."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("```text\n", text.index(after)) + len("```text\n")
+    return text[start:text.index("```", start)]
+
+
+def test_readme_shows_what_check_and_capacity_print_on_the_demo(tmp_path, monkeypatch):
+    """The README's two runs are real output: the same commands on the demo print them again (the time of
+    the run aside)."""
+    with simulated("demo", tmp_path) as sim:
+        _, check = run(sim, monkeypatch, "check")
+        _, capacity = run(sim, monkeypatch, "capacity", "--add-nodes", "12", "--instance-type", "ecs.g7.xlarge",
+                          "--zone", "cn-hangzhou-h", "--pods-per-node", "30")
+    stamp = re.compile(r"^(Checked|Computed) at .*$", re.M)
+    assert stamp.sub("", _readme_block("terway-exporter check --ecs-endpoint")) == stamp.sub("", check)
+    assert stamp.sub("", _readme_block("--add-nodes 12 --instance-type")) == stamp.sub("", capacity)
