@@ -1,7 +1,7 @@
 """The chaos soak's CI-sized smoke (bench/soak.py --smoke), so it cannot rot.
 
 It runs the soak as a user would: real simulator and exporter processes, on loopback, with four
-faults in about 40 s after the warm-up (cloud 5xx, an API server restart, a credential rotation,
+faults in about 45 s after the warm-up (cloud 5xx, an API server restart, a credential rotation,
 malformed objects in the store), and checks what the full soak checks: the exporter never crashed,
 no credential in its log, /metrics or / page, no failed steady scrape, and every fault seen and
 recovered from within its expectation. The full figures are in docs/reliability.md.
