@@ -346,12 +346,14 @@ class Lane:
             self.cloud_url, self.kube_url = cloud.group(1), kube.group(1)
             return True
 
-        wait_for(started, 120, f"lane {self.name}: simulator")
+        wait_for(started, 300, f"lane {self.name}: simulator")
         for line in (self.workdir / "exporter.env").read_text().splitlines():
             key, _, value = line.removeprefix("export ").partition("=")
             self.env[key] = value
 
-    def start_exporter(self) -> None:
+    def start_exporter(self, wait: bool = True) -> None:
+        """Start the exporter; with `wait`, until /readyz answers (a restart mid-run does not wait: Prometheus
+        scrapes it as soon as it serves, and a loaded machine may take minutes)."""
         s = self.settings
         argv = [sys.executable, "-m", "terway_exporter", "serve", "--listen-address", f"127.0.0.1:{self.port}",
                 "--ecs-endpoint", self.cloud_url, "--vpc-endpoint", self.cloud_url, "--quotas-endpoint", self.cloud_url,
@@ -359,7 +361,8 @@ class Lane:
                 "--log-level", "warning"]
         self.exporter = Proc(f"exporter-{self.restarts}", argv, self.workdir, self.env)
         self.restarts += 1
-        wait_for(self.ready, 120, f"lane {self.name}: exporter /readyz")
+        if wait:
+            wait_for(self.ready, 300, f"lane {self.name}: exporter /readyz")
 
     def ready(self) -> bool:
         if self.exporter is None or not self.exporter.alive():
@@ -371,7 +374,7 @@ class Lane:
             self.exporter.stop()
 
     def step(self, change: dict) -> None:
-        status, body = http(f"{self.kube_url}/_sim/kube/step", {"set": change}, token=KUBE_TOKEN)
+        status, body = http(f"{self.kube_url}/_sim/kube/step", {"set": change}, timeout=60, token=KUBE_TOKEN)
         if status != 200:
             raise RuntimeError(f"lane {self.name}: step refused ({status}): {body[:300]!r}")
 
@@ -587,7 +590,7 @@ class Run:
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(start_lane, self.lanes.values()))
-        wait_for(self.monitoring.all_scraped, 120 + 4 * self.s.scrape, "Prometheus scraping every lane", interval=1)
+        wait_for(self.monitoring.all_scraped, 300 + 4 * self.s.scrape, "Prometheus scraping every lane", interval=1)
 
     def execute(self) -> Results:
         r, s, hook = self.results, self.s, self.monitoring.webhook
@@ -603,14 +606,18 @@ class Run:
         for fault in self.faults:
             lane = self.lanes[fault.name]
             injected = time.time()
-            if fault.action == "stop-exporter":
-                lane.stop_exporter()
-            if fault.inject:
-                lane.step(fault.inject)
-            if fault.repeat:
-                lane.step(self._repeat(fault, 0, 0.0))
             active[fault.name] = {"injected": injected, "k": 1, "next": injected + fault.every / s.scale,
                                   "cleared": None}
+            try:
+                if fault.action == "stop-exporter":
+                    lane.stop_exporter()
+                if fault.inject:
+                    lane.step(fault.inject)
+                if fault.repeat:
+                    lane.step(self._repeat(fault, 0, 0.0))
+            except Exception as err:
+                self._error(fault.name, err)
+                active[fault.name]["done"] = True
             for alert in fault.alerts:
                 r.alerts.append(AlertResult(fault.name, alert, self.severity.get(alert, "?"), fault.what))
         self.log(f"injected {len(self.faults)} faults")
@@ -621,34 +628,65 @@ class Run:
                      for name, steps in self.steps.items()}
         watch_until = {m.name: t0 + (last_step[m.name] + OBSERVE_AFTER_LAST_STEP) / s.scale
                        + (s.restart_after if m.action else 0) for m in self.near_misses}
+        try:
+            self._loop(t0, active, pending_steps, restart_at, watch_until)
+        finally:
+            self._collect()
+        return r
+
+    def _loop(self, t0: float, active: dict, pending_steps: dict, restart_at: dict, watch_until: dict) -> None:
+        s = self.s
         while True:
             now = time.time()
             for name, steps in pending_steps.items():
                 while steps and t0 + float(steps[0].get("after_seconds", 0)) / s.scale <= now:
-                    self.lanes[name].step(steps.pop(0)["set"])
+                    self._guard(name, lambda n=name, st=steps.pop(0): self.lanes[n].step(st["set"]))
             for name, when in list(restart_at.items()):
                 if when <= now:
-                    lane = self.lanes[name]
-                    lane.stop_exporter()
-                    lane.start_exporter()
                     del restart_at[name]
-                    self.log(f"{name}: exporter restarted")
+                    self._guard(name, lambda n=name: self._restart(n))
             for fault in self.faults:
-                self._advance(fault, active[fault.name], now)
+                if not active[fault.name].get("done"):
+                    try:
+                        self._advance(fault, active[fault.name], now)
+                    except Exception as err:  # one lane's trouble must not end the others' measurement
+                        self._error(fault.name, err)
+                        state = active[fault.name]
+                        state["failures"] = state.get("failures", 0) + 1
+                        state["done"] = state["failures"] >= 10
             faults_done = all(state.get("done") for state in active.values())
             misses_done = all(now >= until for until in watch_until.values())
             if faults_done and misses_done:
                 break
             time.sleep(0.5)
+
+    def _collect(self) -> None:
+        r, hook = self.results, self.monitoring.webhook
         for miss in self.near_misses:
-            fired = self.monitoring.webhook.firing(miss.name)
+            fired = hook.firing(miss.name)
             r.near_misses.append(NearMissResult(miss.name, miss.what, len(fired), sorted({a for _, a in fired})))
         for fault in self.faults:
             other = sorted({a for _, a in hook.firing(fault.name)} - set(fault.alerts))
             if other:
                 r.also_raised[fault.name] = other
         r.seconds = time.time() - r.started
-        return r
+
+    def _restart(self, name: str) -> None:
+        lane = self.lanes[name]
+        lane.stop_exporter()
+        lane.start_exporter(wait=False)
+        self.log(f"{name}: exporter restarted")
+
+    def _error(self, lane: str, err: Exception) -> None:
+        message = f"{lane}: {type(err).__name__}: {' '.join(str(err).split())[:300]}"
+        self.results.errors.append(message)
+        self.log(message)
+
+    def _guard(self, lane: str, action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except Exception as err:
+            self._error(lane, err)
 
     def _repeat(self, fault: Fault, k: int, elapsed: float) -> dict:
         return fault.repeat(k, elapsed)
@@ -661,9 +699,9 @@ class Run:
         injected = state["injected"]
         if state["cleared"] is None:
             if fault.repeat and now >= state["next"]:
-                lane.step(self._repeat(fault, state["k"], now - injected))
-                state["k"] += 1
                 state["next"] = now + fault.every / s.scale
+                self._guard(fault.name, lambda: lane.step(self._repeat(fault, state["k"], now - injected)))
+                state["k"] += 1
             for row in rows:
                 if row.fire_seconds is None:
                     t = hook.first(fault.name, "firing", row.alert, after=injected)
@@ -673,9 +711,9 @@ class Run:
             deadline = max(FIRE_DEADLINE.get(row.severity, FIRE_DEADLINE["warning"]) for row in rows) / s.scale
             if all(row.fire_seconds is not None for row in rows) or now - injected > deadline:
                 if fault.restore:
-                    lane.step(fault.restore)
+                    lane.step(fault.restore)  # a failure is retried on the next round
                 if fault.action == "stop-exporter":
-                    lane.start_exporter()
+                    lane.start_exporter(wait=False)
                 state["cleared"] = time.time()
                 self.log(f"{fault.name}: fault removed")
             return
@@ -772,11 +810,15 @@ def run(faults: list[Fault], near_misses: list[NearMiss], scale: float = 1.0, wo
     harness = Run(faults, near_misses, workdir, Settings(scale), log)
     try:
         harness.start()
-        return harness.execute()
+        harness.execute()
+    except Exception as err:  # report what was measured, and why the rest was not
+        harness.results.errors.append(f"run: {type(err).__name__}: {' '.join(str(err).split())[:300]}")
+        log(harness.results.errors[-1])
     finally:
         harness.stop()
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
+    return harness.results
 
 
 def main(argv: list[str] | None = None) -> int:
