@@ -51,7 +51,7 @@ RECORDS = {rule["record"]: rule for rule in load_rules() if "record" in rule}
 
 
 def run_promtool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=900, cwd=REPO)
 
 
 # ---------------------------------------------------------------- promtool
