@@ -22,6 +22,7 @@ from terway_exporter.hub import SnapshotHub
 from terway_exporter.render import Renderer
 from terway_exporter.simulator.world import build_world
 from terway_exporter.sources.cloud import parse
+from terway_exporter.sources.cloud.ids import well_formed
 from terway_exporter.sources.cloud.source import CloudSource
 from terway_exporter.sources.kube.source import KubeSource
 
@@ -118,3 +119,18 @@ async def test_an_id_that_cannot_be_one_is_never_sent_and_reads_as_missing(caplo
     assert "not an instance type" not in everything_sent
     warnings = [r.getMessage() for r in caplog.records if "cannot be an ID" in r.getMessage()]
     assert len(warnings) == 3 and all(len(w) < 300 for w in warnings)
+
+
+@pytest.mark.parametrize(("kind", "value", "expected"), [
+    ("vswitch", "vsw-bp1s5fnvk4gn2tws03abcd", True),   # the shape of the API reference's example
+    ("vswitch", "vsw-bp1S5FNvk4gn2tws03abcd", True),   # case is not documented as a rule: let it through
+    ("vswitch", "vsw-bp1 s5fn", False),
+    ("vswitch", "vsw-" + "a" * 65, False),
+    ("security_group", "sg-bp67acfmxazb4ph", True),
+    ("security_group", "sg-bp67acfmx/../x", False),
+    ("vpc", "vpc-bp15zckdt37pq72zv", True),
+    ("instance_type", "ecs.g7.large", True),
+    ("instance_type", "g7.large", False),
+])
+def test_an_id_is_refused_only_when_it_cannot_be_one(kind, value, expected):
+    assert well_formed(kind, value) is expected

@@ -123,25 +123,25 @@ def test_a_prefix_mode_node_in_a_scenario_takes_prefixes_not_pod_ips():
 
 async def test_pod_networking_vswitches_and_security_groups_are_checked(tmp_path):
     data = copy.deepcopy(read_scenario("prefix-mode"))
-    data["vswitches"].append({"id": "vsw-bp1otherVpc000000001", "zone": "cn-hangzhou-h", "cidr": "10.9.0.0/24",
+    data["vswitches"].append({"id": "vsw-bp1othervpc000000001", "zone": "cn-hangzhou-h", "cidr": "10.9.0.0/24",
                               "vpc_id": "vpc-bp1someoneelse000001"})
     data["kubernetes"]["pod_networkings"] = [
         # A typo'd vSwitch and security group: Terway's controller leaves it Fail.
         {"name": "pn-gpu", "vswitches": ["vsw-bp1pfx0h000000000001", "vsw-bp1gone0000000000001"],
          "security_groups": ["sg-bp1gone0000000000001"]},
         # Resolved long ago (Ready), but its vSwitch belongs to another VPC.
-        {"name": "pn-web", "vswitches": ["vsw-bp1otherVpc000000001"]},
+        {"name": "pn-web", "vswitches": ["vsw-bp1othervpc000000001"]},
         # A healthy one: nothing to report.
         {"name": "pn-ok", "vswitches": ["vsw-bp1pfx0h000000000001"]},
     ]
     s = await collect(build_world(data), tmp_path)
     assert problem_objects(s, "vswitch_not_found") == {"vsw-bp1gone0000000000001"}
-    assert problem_objects(s, "vswitch_other_vpc") == {"vsw-bp1otherVpc000000001"}
+    assert problem_objects(s, "vswitch_other_vpc") == {"vsw-bp1othervpc000000001"}
     assert problem_objects(s, "security_group_not_found") == {"sg-bp1gone0000000000001"}
     assert problems(s) == {"vswitch_not_found": 1.0, "vswitch_other_vpc": 1.0, "security_group_not_found": 1.0}
     # The configured-vSwitch family names them as PodNetworking's, spec included (pn-gpu never resolved).
     pn = {l["vswitch_id"] for n, l, v in s if n == "terway_vswitch_configured" and l["source"] == "pod_networking"}
-    assert pn == {"vsw-bp1pfx0h000000000001", "vsw-bp1gone0000000000001", "vsw-bp1otherVpc000000001"}
+    assert pn == {"vsw-bp1pfx0h000000000001", "vsw-bp1gone0000000000001", "vsw-bp1othervpc000000001"}
 
 
 # ------------------------------------------------------------------------------------ pool bounds

@@ -7,8 +7,10 @@ answered as missing without a call (the configuration checks then name it), and 
 
 Shapes, from the IDs the official API references show (`vsw-bp1s5fnvk4gn2tws03****`,
 `sg-bp67acfmxazb4ph****`, `vpc-bp15zckdt37pq72zv****`, `ecs.g7.large`, region `cn-hangzhou`):
-a prefix and up to 64 lowercase letters and digits; instance types `ecs.` then letters, digits,
-dots and dashes. The bounds are generous on purpose: only what cannot be an ID is refused.
+a prefix and up to 64 letters and digits; instance types `ecs.` then letters, digits, dots and
+dashes. The bounds are generous on purpose: only what cannot be an ID is refused. The references
+show lowercase only, but nothing documents that as a rule, and calling a real vSwitch "not found"
+would page, so uppercase letters are let through.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from __future__ import annotations
 import re
 
 _PATTERNS = {
-    "vswitch": re.compile(r"vsw-[0-9a-z]{1,64}"),
-    "security_group": re.compile(r"sg-[0-9a-z]{1,64}"),
-    "vpc": re.compile(r"vpc-[0-9a-z]{1,64}"),
+    "vswitch": re.compile(r"vsw-[0-9a-zA-Z]{1,64}"),
+    "security_group": re.compile(r"sg-[0-9a-zA-Z]{1,64}"),
+    "vpc": re.compile(r"vpc-[0-9a-zA-Z]{1,64}"),
     "instance_type": re.compile(r"ecs\.[0-9a-z][0-9a-z.\-]{0,63}"),
     "region": re.compile(r"[a-z]{2,10}(?:-[a-z0-9]{1,20}){1,4}"),
 }
