@@ -28,10 +28,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from terway_exporter.cli import main as cli_main
 from terway_exporter.simulator.run import start_simulators
-from terway_exporter.simulator.world import load_world, scenario_names
+from terway_exporter.simulator.world import load_world, read_scenario, scenario_names
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "check.schema.json").read_text())
 SIZES = {"scale": {"nodes": 50}}  # the benchmark cluster at a size a test serves quickly
@@ -333,3 +334,20 @@ def test_readme_shows_what_check_and_capacity_print_on_the_demo(tmp_path, monkey
     stamp = re.compile(r"^(Checked|Computed) at .*$", re.M)
     assert stamp.sub("", _readme_block("terway-exporter check --ecs-endpoint")) == stamp.sub("", check)
     assert stamp.sub("", _readme_block("--add-nodes 12 --instance-type")) == stamp.sub("", capacity)
+
+
+def test_check_counts_terways_events_of_the_alerts_window_only(tmp_path, monkeypatch):
+    """The alerts count Terway's Warning events of the last 10 minutes (increase over 10m): `check` judges the
+    same window. The same stuck cluster, its events last seen 2 minutes ago, then 11 minutes ago."""
+    def event_alerts(last_seen_ago: int) -> set[str]:
+        data = read_scenario("terway-v1.16-stuck")
+        for item in data["kubernetes"]["events"]:
+            item["last_seen_ago"] = last_seen_ago
+        path = tmp_path / f"stuck-{last_seen_ago}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        _, out = fresh(str(path), tmp_path, monkeypatch, "check", "--output", "json")
+        return {f["alert"] for f in json.loads(out)["findings"]
+                if any(e["label"] == "terway_events" for e in f["evidence"])}
+
+    assert event_alerts(120) >= {"TerwayRAMPermissionDenied", "TerwayCloudAPIThrottled"}
+    assert event_alerts(660) == set()

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -172,14 +173,15 @@ def _collect(args: argparse.Namespace, options: dict[str, Any]) -> int:
     return EXIT_OK if ok else EXIT_SOURCE_FAILED
 
 
-def _sync_state(options: dict[str, Any], instance_types: frozenset[str] = frozenset()):
-    """Run every source once, as `collect` does; the ClusterState it read."""
+def _sync_state(options: dict[str, Any], instance_types: frozenset[str] = frozenset(), events_since: float = 0.0):
+    """Run every source once, as `collect` does; the ClusterState it read. Warning events last seen
+    before `events_since` (unix seconds) are not counted."""
     from dataclasses import replace
 
     from .runtime import Runtime
 
     _check_kubernetes(options)
-    runtime = Runtime(options)
+    runtime = Runtime({**options, "events_since": events_since})
     if instance_types:  # a what-if's instance type must be looked up even when no node has it
         runtime.explicit_targets = replace(runtime.explicit_targets, instance_types=instance_types)
         runtime.hub.publish_targets(runtime.explicit_targets)
@@ -203,7 +205,10 @@ def _check(args: argparse.Namespace, options: dict[str, Any]) -> int:
     from .findings import evaluate, report_context
     from .findings.output import to_json, to_text
 
-    state = _sync_state(options)
+    # The alerts count Terway's events of the last 10 minutes: so does `check` (an older event would not fire).
+    from .sources.kube.events import ALERT_WINDOW_SECONDS
+
+    state = _sync_state(options, events_since=time.time() - ALERT_WINDOW_SECONDS)
     report = evaluate(state)
     context = report_context(state)
     text = to_json(report, context) if args.output == "json" else to_text(report, context, colour=_colour())

@@ -269,7 +269,9 @@ def _make_cloud_source(hub: SnapshotHub, options: dict[str, Any]) -> Any:
 def _make_kube_source(hub: SnapshotHub, options: dict[str, Any]) -> Any:
     from .sources.kube.source import KubeSettings, KubeSource
 
-    return KubeSource(hub, KubeSettings(kubeconfig=options["kubeconfig"], namespace=options["terway_namespace"]))
+    # `events_since` is not an option anyone sets: `check` and `demo` put it in (see KubeSettings).
+    return KubeSource(hub, KubeSettings(kubeconfig=options["kubeconfig"], namespace=options["terway_namespace"],
+                                        events_since=options.get("events_since")))
 
 
 async def _close(source: Any) -> None:

@@ -116,6 +116,7 @@ async def serve_simulators(world: World, kubeconfig: str, cloud_port: int = 0, k
 async def run_demo(world: World, host: str, port: int, base_options: dict[str, Any]) -> None:
     """`terway-exporter demo`: simulators plus an exporter serving against them."""
     from ..runtime import Runtime
+    from ..sources.kube.events import ALERT_WINDOW_SECONDS
 
     kubeconfig = os.path.join(tempfile.mkdtemp(prefix="terway-demo-"), "kubeconfig")
     sims = await start_simulators(world, kubeconfig)
@@ -132,6 +133,9 @@ async def run_demo(world: World, host: str, port: int, base_options: dict[str, A
         if not os.environ.get(f"TERWAY_EXPORTER_{option.upper()}"):
             flags[option] = value
     options = resolve("serve", flags, os.environ)
+    # The scenario's recent events happened while this exporter was (as the demo pretends) already running:
+    # those of the alerts' window count, as they would have (a real restart does not re-count them).
+    options["events_since"] = world.started_at - ALERT_WINDOW_SECONDS
     started: asyncio.Future = asyncio.get_running_loop().create_future()
     runtime = Runtime(options)
     server = asyncio.create_task(runtime.serve(host, port, stop=_stop_event(), started=started))

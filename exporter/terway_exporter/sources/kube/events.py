@@ -43,6 +43,10 @@ from .fields import integer, obj, text, timestamp
 # waits before its sandbox is created, like one waiting for its network.
 VOLUME_REASONS = frozenset({"FailedMount", "FailedAttachVolume"})
 
+# The window of the alerts on Terway's events (`increase(terway_network_errors_total[10m])` in
+# alerts/terway-exporter.rules.yaml): `check` counts the events seen in it, as a running exporter would.
+ALERT_WINDOW_SECONDS = 600.0
+
 
 @dataclass(frozen=True, slots=True)
 class NetworkEvent:

@@ -56,7 +56,8 @@ class KubeSettings:
     backoff_max: float = 60.0
     silence_timeout: float = 150.0  # a watch with no event and no bookmark for this long is stale
     # Warning events whose latest occurrence is older than this (unix seconds) count from their
-    # next occurrence on; None: the moment run() starts (see events.py).
+    # next occurrence on; None: the moment run() starts, and for sync_once() every event present
+    # (see events.py).
     events_since: float | None = None
 
     def reflector_settings(self) -> ReflectorSettings:
@@ -101,7 +102,8 @@ class KubeSource:
         """List every resource once and return the snapshot (the `collect` command)."""
         try:
             async with open_api_client(self.settings) as api:
-                self._build(api, since=0.0)  # one-shot: every event present counts
+                # One-shot: every event present counts, unless the caller bounds them (`check`).
+                self._build(api, since=self.settings.events_since or 0.0)
                 results = await asyncio.gather(*(r.sync() for r in self._reflectors.values()),
                                                return_exceptions=True)
                 for reflector, result in zip(self._reflectors.values(), results, strict=True):
