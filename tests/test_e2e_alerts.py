@@ -122,8 +122,8 @@ def test_check_findings_are_the_alerts_prometheus_fires(stack):
     so a scenario is compared again until both agree, and fails with the last difference.
 
     Runs first, and the checks run four at a time: the alerts on Terway's events count the last 10
-    minutes, so 10 minutes after a demo started its events no longer fire, while `check`, a freshly
-    started exporter, counts them as the alerts do at an exporter's start. A demo compared later than
+    minutes, and so does `check`; a demo counts its scenario's events of the 10 minutes before it
+    started. Near the end of that window the two leave it a scrape apart, so a demo compared later than
     that (a loaded machine) is compared without that signal."""
     def scraped() -> bool:
         up = {r["metric"]["scenario"] for r in stack.query("up == 1")}

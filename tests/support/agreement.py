@@ -20,16 +20,17 @@ from typing import Any
 from support.stack import MonitoringStack, Process, exporter_command
 
 from terway_exporter.simulator.cloud_faults import parse_faults
+from terway_exporter.sources.kube.events import ALERT_WINDOW_SECONDS
 from terway_exporter.simulator.world import load_world
 
 # The signal label of the alert branches that judge the API calls of the process that makes them.
 OWN_CALLS = "exporter_api_calls"
 # The signal label of the branches that count Terway's Warning events over the last 10 minutes. Once a demo
-# has run that long, events that no longer repeat leave Prometheus's window, while `check`, an exporter
-# that has just started, counts every event still in the API server (as the alerts do at an exporter's
-# start): past that age the two cannot be compared on this signal.
+# has run about that long, events that no longer repeat leave both windows, `check`'s (their last time plus
+# 10 minutes) and Prometheus's (their first scrape plus 10 minutes), a scrape or more apart: past that age
+# the two are not compared on this signal.
 TERWAY_EVENTS = "terway_events"
-EVENT_WINDOW = 600
+EVENT_WINDOW = ALERT_WINDOW_SECONDS
 # A check on a throttled account slows its own calls down (backoff, then a slower limiter for a minute):
 # on the throttled demo, which polls every 3 s beside it, a run takes about a minute.
 CHECK_TIMEOUT = 300
