@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -67,12 +69,12 @@ def test_collect_prints_clean_metrics_and_exit_code(tmp_path, scenario, exit_cod
 def test_family_selection_allowlist_denylist_and_no_node_metrics(tmp_path):
     proc, cloud, env = simulate("healthy", tmp_path)
     try:
-        everything = collect(cloud, env)
-        allowed = collect(cloud, env, "--metric-allowlist", "terway_vswitch_.*,terway_exporter_source_up")
-        denied = collect(cloud, env, "--metric-denylist", "terway_exporter_cloud_api_requests_total,terway_node_ips")
-        no_nodes = collect(cloud, env, "--no-node-metrics")
-        both = collect(cloud, env, "--metric-allowlist", "a", "--metric-denylist", "b")
-        bad = collect(cloud, env, "--metric-denylist", "terway_(")
+        runs = [(), ("--metric-allowlist", "terway_vswitch_.*,terway_exporter_source_up"),
+                ("--metric-denylist", "terway_exporter_cloud_api_requests_total,terway_node_ips"),
+                ("--no-node-metrics",), ("--metric-allowlist", "a", "--metric-denylist", "b"),
+                ("--metric-denylist", "terway_(")]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # six processes, independent
+            everything, allowed, denied, no_nodes, both, bad = pool.map(lambda args: collect(cloud, env, *args), runs)
     finally:
         proc.stop()
 
