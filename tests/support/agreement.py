@@ -1,24 +1,27 @@
 """`terway-exporter check` run on the simulators of a running demo, and its findings set beside the alerts
 Prometheus fires for the same demo: the helpers of the agreement test in test_e2e_alerts.py.
 
-`check` runs as its own process (`python -m terway_exporter check --output json`) against the
-simulated cloud and API server the demo process serves, so both read the same world at the same
+`check` runs through the CLI's entry point (`terway_exporter.cli.main`) against the simulated cloud
+and API server the demo process serves, so both read the same world at the same
 moment of its clock (waiting pods' ages, time steps). Only the credentials, region and kubeconfig
 come from the scenario and the demo's log.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
-import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from support.stack import MonitoringStack, Process, exporter_command
+from support.stack import MonitoringStack, Process
 
+from terway_exporter.cli import main as cli_main
 from terway_exporter.simulator.cloud_faults import parse_faults
 from terway_exporter.sources.kube.events import ALERT_WINDOW_SECONDS
 from terway_exporter.simulator.world import load_world
@@ -31,11 +34,6 @@ OWN_CALLS = "exporter_api_calls"
 # the two are not compared on this signal.
 TERWAY_EVENTS = "terway_events"
 EVENT_WINDOW = ALERT_WINDOW_SECONDS
-# A check on a throttled account slows its own calls down (backoff, then a slower limiter for a minute):
-# on the throttled demo, which polls every 3 s beside it, a run takes about a minute.
-CHECK_TIMEOUT = 300
-# Scenarios whose check is slow, compared first so the others are not kept waiting behind them.
-SLOW_FIRST = ("throttled", "bad-credentials", "scale")
 
 
 @dataclass(frozen=True)
@@ -55,19 +53,37 @@ def demo_endpoints(proc: Process) -> DemoEndpoints:
 
 
 def run_check(scenario: str, endpoints: DemoEndpoints) -> tuple[int, dict[str, Any]]:
-    """`terway-exporter check --output json` (its own process) on a demo's simulators: (exit code, document)."""
+    """`terway-exporter check --output json` on a demo's simulators, through the CLI's own entry point in this
+    process (forty check processes, each importing the clients, cost more CPU than the comparisons they serve;
+    test_check_capacity.py runs check as a process for what only a process shows): (exit code, document).
+    Not thread-safe: the scenario's credentials go into the environment for the run."""
     world = load_world(scenario)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-           "ALIBABA_CLOUD_ACCESS_KEY_ID": world.access_key_id,
+    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": world.access_key_id,
            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": world.access_key_secret,
            "ALIBABA_CLOUD_REGION_ID": world.region_id}
-    done = subprocess.run([*exporter_command(), "check", "--output", "json", "--kubeconfig", endpoints.kubeconfig,
-                           "--ecs-endpoint", endpoints.cloud_url, "--vpc-endpoint", endpoints.cloud_url,
-                           "--quotas-endpoint", endpoints.cloud_url],
-                          capture_output=True, text=True, timeout=CHECK_TIMEOUT, env=env)
-    if not done.stdout:
-        raise AssertionError(f"check on {scenario} printed nothing (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    return done.returncode, json.loads(done.stdout)
+    out = io.StringIO()
+    with _environment(env), contextlib.redirect_stdout(out):
+        code = cli_main(["check", "--output", "json", "--kubeconfig", endpoints.kubeconfig,
+                         "--ecs-endpoint", endpoints.cloud_url, "--vpc-endpoint", endpoints.cloud_url,
+                         "--quotas-endpoint", endpoints.cloud_url])
+    if not out.getvalue():
+        raise AssertionError(f"check on {scenario} printed nothing (exit {code})")
+    return code, json.loads(out.getvalue())
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Only `values` among the variables the exporter reads (ALIBABA_CLOUD_*, TERWAY_EXPORTER_*), restored after."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith(("ALIBABA_CLOUD_", "TERWAY_EXPORTER_"))}
+    for key in saved:
+        del os.environ[key]
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key in values:
+            os.environ.pop(key, None)
+        os.environ.update(saved)
 
 
 def process_age(proc: Process) -> float:
