@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from support.agreement import (
-    EVENT_WINDOW,
     demo_endpoints,
     findings_set,
     firing_set,
@@ -30,6 +29,7 @@ from support.agreement import (
 from support.stack import RULES_FILE, MonitoringStack, free_port, shorten_for, start_demo, wait_until
 
 from terway_exporter.simulator.world import scenario_names
+from terway_exporter.sources.kube.events import ALERT_WINDOW_SECONDS
 
 RUNBOOK_BASE = "https://github.com/terway-exporter/terway-exporter/blob/main/docs/runbooks/"
 
@@ -132,8 +132,8 @@ def test_check_findings_are_the_alerts_prometheus_fires(stack):
         def agree() -> bool:
             code, document = run_check(scenario, endpoints)
             assert code == document["exit_code"], (scenario, code, document["exit_code"])
-            # Past 10 minutes the demo's Terway events have left the alerts' window (see EVENT_WINDOW).
-            late = process_age(stack.demos[scenario]) > EVENT_WINDOW - 30
+            # Past 10 minutes the demo's Terway events have left the alerts' window (see ALERT_WINDOW_SECONDS).
+            late = process_age(stack.demos[scenario]) > ALERT_WINDOW_SECONDS - 30
             not_judged = {n["alert"] for n in document["not_judged"]}
             found = findings_set(document, drop_own_calls=own, drop_events=late)
 

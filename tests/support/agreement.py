@@ -22,18 +22,15 @@ from typing import Any
 from support.stack import MonitoringStack, Process
 
 from terway_exporter.cli import main as cli_main
+# The `signal` labels the findings share with the rules: EXPORTER_CALLS marks the branches that judge the API
+# calls of the process that makes them; TERWAY_EVENTS the branches that count Terway's Warning events over the
+# last 10 minutes (ALERT_WINDOW_SECONDS in sources/kube/events.py). Once a demo has run about that long, events
+# that no longer repeat leave both windows, `check`'s (their last time plus 10 minutes) and Prometheus's (their
+# first scrape plus 10 minutes), a scrape or more apart: past that age the two are not compared on this signal.
+from terway_exporter.findings.credentials import EXPORTER_CALLS as OWN_CALLS
+from terway_exporter.findings.credentials import TERWAY_EVENTS
 from terway_exporter.simulator.cloud_faults import parse_faults
-from terway_exporter.sources.kube.events import ALERT_WINDOW_SECONDS
 from terway_exporter.simulator.world import load_world
-
-# The signal label of the alert branches that judge the API calls of the process that makes them.
-OWN_CALLS = "exporter_api_calls"
-# The signal label of the branches that count Terway's Warning events over the last 10 minutes. Once a demo
-# has run about that long, events that no longer repeat leave both windows, `check`'s (their last time plus
-# 10 minutes) and Prometheus's (their first scrape plus 10 minutes), a scrape or more apart: past that age
-# the two are not compared on this signal.
-TERWAY_EVENTS = "terway_events"
-EVENT_WINDOW = ALERT_WINDOW_SECONDS
 
 
 @dataclass(frozen=True)
