@@ -35,13 +35,12 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
-from terway_exporter.collectors.base import ExporterSettings
 from terway_exporter.collectors.registry import all_collectors
 from terway_exporter.config import add_options, resolve
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.logs import setup_logging
+from terway_exporter.model.state import ExporterSettings
 from terway_exporter.runtime import _make_cloud_source, wait_for_kube_first_sync
-from terway_exporter.sources.cloud.snapshot import CloudTargets
 from terway_exporter.sources.kube import resources as res
 from terway_exporter.sources.kube.events import EventTally, project_warning
 from terway_exporter.sources.kube.fields import name_of, namespaced_key, uid_key
@@ -61,7 +60,6 @@ from terway_exporter.sources.kube.podenis import project_pod_eni
 from terway_exporter.sources.kube.pods import project_pod_summary, project_waiting_pod
 from terway_exporter.sources.kube.reflector import ReflectorStatus
 from terway_exporter.sources.kube.source import build_snapshot, group_status
-from terway_exporter.targets import derive_targets
 
 log = logging.getLogger("baseline")
 
@@ -211,6 +209,7 @@ class ModelKubeSource:
 
     def __init__(self, hub: SnapshotHub, loop: asyncio.AbstractEventLoop, kubeconfig: str, namespace: str) -> None:
         self.hub, self.loop = hub, loop
+        self.latest: Any = None  # the last snapshot published: the cloud source derives its targets from it
         self.tally = EventTally(since=time.time())
         self.dirty = threading.Event()
         for name in res.STATUS_GROUPS:
@@ -240,6 +239,7 @@ class ModelKubeSource:
             time.sleep(0.5)
 
     def _hand_over(self, snapshot: Any) -> None:
+        self.latest = snapshot
         self.hub.publish_kube(snapshot)
         for group, members in res.STATUS_GROUPS.items():
             status = group_status(group, {m: _status(self.reflectors[m]) for m in members})
@@ -290,12 +290,9 @@ async def serve(options: dict[str, Any]) -> None:
                                 terway_namespace=options["terway_namespace"])
     hub = SnapshotHub(settings)
     hub.bind_loop(loop)
-    explicit = CloudTargets(region_id=options["region"], vpc_id=options["vpc_id"],
-                            vswitch_ids=frozenset(options["vswitch_ids"]),
-                            security_group_ids=frozenset(options["security_group_ids"]))
-    hub.publish_targets(explicit)
     kube = ModelKubeSource(hub, loop, options["kubeconfig"], options["terway_namespace"])
-    cloud = _make_cloud_source(hub, options)
+    # The cloud source derives its targets from the cluster at each poll, as in serve.
+    cloud = _make_cloud_source(hub, options, kube)
     REGISTRY.register(EveryScrape(hub))
     host, port = options["listen_address"]
     server = make_server(host, port, wsgi_app(hub), ThreadingWSGIServer, handler_class=_SilentHandler)
@@ -303,12 +300,7 @@ async def serve(options: dict[str, Any]) -> None:
     log.info("baseline serving on http://%s:%s/metrics", host, port)
     kube.start()
     await wait_for_kube_first_sync(hub)
-    hub.publish_targets(derive_targets(hub.kube, explicit))
-    cloud_task = asyncio.create_task(cloud.run())
-    while not cloud_task.done():  # the cloud source reads its targets from the cluster, as in serve
-        hub.publish_targets(derive_targets(hub.kube, explicit))
-        await asyncio.sleep(1.0)
-    await cloud_task
+    await cloud.run()
 
 
 def main(argv: list[str] | None = None) -> int:

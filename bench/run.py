@@ -28,8 +28,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from probes import (CloudCalls, Process, Prometheus, body_size, cpu_seconds, http, memory_mb, scrape_load,
-                    wait_until_ready, wire_bytes)
+from probes import (
+    CloudCalls,
+    Process,
+    Prometheus,
+    body_size,
+    cpu_seconds,
+    http,
+    memory_mb,
+    scrape_load,
+    wait_until_ready,
+    wire_bytes,
+)
 
 BENCH = Path(__file__).resolve().parent
 RULES = BENCH.parent / "alerts" / "terway-exporter.rules.yaml"

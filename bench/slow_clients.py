@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from probes import Process, memory_mb, wait_until_ready
-from run import exporter_argv, free_port, Options, start_simulator
+from run import Options, exporter_argv, free_port, start_simulator
 
 HEADERS = {
     "openmetrics-gzip": "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n"

@@ -7,15 +7,15 @@ import json
 import pytest
 
 from terway_exporter.checks.config import CHECK_NAMES, Problem, run_checks
-from terway_exporter.collectors.base import ClusterState
-from terway_exporter.sources.cloud.snapshot import (
+from terway_exporter.model.cloud import (
     CloudSnapshot,
     CloudTargets,
     InstanceTypeLimits,
     SecurityGroup,
     VSwitch,
 )
-from terway_exporter.sources.kube.snapshot import KubeNode, KubeSnapshot, PodNetworkingRefs, TerwayNodeCR
+from terway_exporter.model.kube import KubeNode, KubeSnapshot, PodNetworkingRefs, TerwayNodeCR
+from terway_exporter.model.state import ClusterState
 
 VPC = "vpc-cluster"
 BASE = {

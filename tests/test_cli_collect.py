@@ -15,7 +15,6 @@ import pytest
 from support.stack import start_process, wait_until
 
 
-
 def simulate(scenario: str, workdir: Path):
     kubeconfig = workdir / f"{scenario}.kubeconfig"
     proc = start_process(f"simulate-{scenario}", [sys.executable, "-m", "terway_exporter", "simulate",

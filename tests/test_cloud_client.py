@@ -8,8 +8,8 @@ import copy
 import time
 
 import pytest
-from support.cloud import settings_for, simulated_cloud, static_env, targets_for
 
+from support.cloud import settings_for, simulated_cloud, static_env, targets_for
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.simulator.world import build_world, read_scenario
 from terway_exporter.sources.cloud.client import endpoint_url, proxies_for
@@ -91,8 +91,8 @@ async def test_run_polls_then_censuses_and_stops_cleanly():
     world = build_world(copy.deepcopy(read_scenario("healthy")))
     async with simulated_cloud(world) as sim:
         hub = SnapshotHub()
-        hub.publish_targets(targets_for(world))
-        source = CloudSource(hub, settings_for(world, sim.url, poll_interval=0.2, census_interval=0.5),
+        source = CloudSource(hub, settings_for(world, sim.url, targets_for(world), poll_interval=0.2,
+                                               census_interval=0.5),
                              env=static_env(world))
         task = asyncio.create_task(source.run())
         try:

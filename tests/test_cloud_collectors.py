@@ -7,15 +7,20 @@ import shutil
 import subprocess
 
 import pytest
-from support.cloud import render as render_with
 
+from support.cloud import render as render_with
 from terway_exporter.collectors import eni, vswitch
-from terway_exporter.collectors.base import ClusterState, ExporterSettings
-from terway_exporter.collectors.eni import classify_detached
-from terway_exporter.sources.cloud.snapshot import (
-    CloudSnapshot, Eni, EniCensus, InstanceTypeLimits, SecurityGroup, VSwitch,
+from terway_exporter.model.cloud import (
+    CloudSnapshot,
+    Eni,
+    EniCensus,
+    InstanceTypeLimits,
+    SecurityGroup,
+    VSwitch,
 )
-from terway_exporter.sources.kube.snapshot import KubeSnapshot, PodEni, TerwayNodeCR
+from terway_exporter.model.kube import KubeSnapshot, PodEni, TerwayNodeCR
+from terway_exporter.model.state import ClusterState, ExporterSettings
+from terway_exporter.terway.enis import classify_detached
 
 ALL = (*vswitch.COLLECTORS, *eni.COLLECTORS)
 

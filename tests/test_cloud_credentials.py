@@ -10,8 +10,8 @@ import time
 from contextlib import asynccontextmanager
 
 import pytest
-from support.cloud import render, settings_for, simulated_cloud, static_env, targets_for
 
+from support.cloud import render, settings_for, simulated_cloud, static_env, targets_for
 from terway_exporter.collectors import eni, vswitch
 from terway_exporter.collectors.exporter import COLLECTORS as SELF_COLLECTORS
 from terway_exporter.hub import SnapshotHub
@@ -41,8 +41,8 @@ async def credential_service(world: World, **options):
 def make_source(world: World, cloud_url: str, env: dict[str, str], options: CredentialOptions | None = None,
                 **settings) -> CloudSource:
     hub = SnapshotHub()
-    hub.publish_targets(targets_for(world))
-    return CloudSource(hub, settings_for(world, cloud_url, **settings), env=env, credential_options=options)
+    return CloudSource(hub, settings_for(world, cloud_url, targets_for(world), **settings), env=env,
+                       credential_options=options)
 
 
 def oidc_env(token_file) -> dict[str, str]:
@@ -136,8 +136,8 @@ async def test_no_credentials_at_all_is_a_credential_error():
         source = make_source(world, sim.url, env)
         assert not await poll(source)
         assert (await sim.calls())["total"] == 0
-    assert "CredentialError" in source.hub.sources["cloud_vswitches"].error
-    assert source.hub.counters.snapshot().cloud_requests[("DescribeVSwitches", "CredentialError")] == 1
+    assert "CredentialError" in source.sink.sources["cloud_vswitches"].error
+    assert source.sink.counters.snapshot().cloud_requests[("DescribeVSwitches", "CredentialError")] == 1
 
 
 # --------------------------------------------------------------------------- secrets stay secret
@@ -184,9 +184,9 @@ async def test_no_credential_in_logs_or_metrics(case, tmp_path, caplog, capfd):
         assert not await poll(source)
         if case == "revoked_sts":
             world.temporary_credentials.update(issued)
-    errors = {s.error for s in source.hub.sources.values()}
+    errors = {s.error for s in source.sink.sources.values()}
     assert any(errors)
-    text = render(source.hub.state(), (*vswitch.COLLECTORS, *eni.COLLECTORS, *SELF_COLLECTORS))
+    text = render(source.sink.state(), (*vswitch.COLLECTORS, *eni.COLLECTORS, *SELF_COLLECTORS))
     captured = capfd.readouterr()
     haystack = "\n".join([caplog.text, captured.out, captured.err, text, *errors])
     for secret in secrets_of(world, wrong_secret, OIDC_TOKEN):

@@ -15,20 +15,20 @@ from dataclasses import replace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support.cloud import render, settings_for, simulated_cloud, static_env, targets_for
 
+from support.cloud import render, settings_for, simulated_cloud, static_env, targets_for
 from terway_exporter.checks.config import run_checks
 from terway_exporter.collectors import eni, vswitch
-from terway_exporter.collectors.base import ClusterState
 from terway_exporter.collectors.exporter import COLLECTORS as SELF_COLLECTORS
 from terway_exporter.hub import SnapshotHub
+from terway_exporter.model.cloud import CloudTargets
+from terway_exporter.model.kube import KubeSnapshot
+from terway_exporter.model.state import ClusterState
 from terway_exporter.simulator.cloud_api import cloud_state
 from terway_exporter.simulator.cloud_faults import FaultRule
 from terway_exporter.simulator.world import World, build_world, load_world, read_scenario
-from terway_exporter.sources.cloud.parse import TERWAY_CREATORS
-from terway_exporter.sources.cloud.snapshot import CloudTargets
 from terway_exporter.sources.cloud.source import STATUS_NAMES, CloudSource
-from terway_exporter.sources.kube.snapshot import KubeSnapshot
+from terway_exporter.terway.enis import TERWAY_CREATORS
 
 CLOUD_COLLECTORS = (*vswitch.COLLECTORS, *eni.COLLECTORS)
 
@@ -40,9 +40,8 @@ def healthy(**changes) -> World:
 
 
 def source_for(world: World, url: str, targets: CloudTargets | None = None, **settings) -> CloudSource:
-    hub = SnapshotHub()
-    hub.publish_targets(targets_for(world) if targets is None else targets)
-    return CloudSource(hub, settings_for(world, url, **settings), env=static_env(world))
+    return CloudSource(SnapshotHub(), settings_for(world, url, targets_for(world) if targets is None else targets,
+                                                   **settings), env=static_env(world))
 
 
 def values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -79,7 +78,7 @@ async def test_every_cloud_family_matches_the_scenario():
             assert await source.census_once()
         finally:
             source.close()
-    state = replace(source.hub.state(), kube=KubeSnapshot(pod_enis={}))  # a cluster without PodENIs
+    state = replace(source.sink.state(), kube=KubeSnapshot(pod_enis={}))  # a cluster without PodENIs
     text = render(state, CLOUD_COLLECTORS)
     got = values(text)
     for vsw in world.vswitches.values():
@@ -119,9 +118,9 @@ async def test_missing_vswitches_and_security_groups_are_reported():
             assert await source.poll_once()
         finally:
             source.close()
-    assert source.hub.cloud.missing_vswitches == {"vsw-deleted"}
-    assert set(source.hub.cloud.vswitches) == set(world.vswitches)
-    got = values(render(source.hub.state(), CLOUD_COLLECTORS))
+    assert source.sink.cloud.missing_vswitches == {"vsw-deleted"}
+    assert set(source.sink.cloud.vswitches) == set(world.vswitches)
+    got = values(render(source.sink.state(), CLOUD_COLLECTORS))
     assert got[("terway_security_group_exists", (("security_group_id", "sg-deleted"),))] == 0
 
 
@@ -143,9 +142,9 @@ async def test_eni_pages_at_every_boundary(strays):
     total = strays + 8
     assert leak_calls == math.ceil(strays / 500)
     assert census_calls == math.ceil(total / 500)
-    assert sum(source.hub.cloud.census.counts.values()) == total
-    assert len(source.hub.cloud.detached_enis) == strays
-    assert {e.creator for e in source.hub.cloud.detached_enis} == {"terway"}
+    assert sum(source.sink.cloud.census.counts.values()) == total
+    assert len(source.sink.cloud.detached_enis) == strays
+    assert {e.creator for e in source.sink.cloud.detached_enis} == {"terway"}
 
 
 def many_vswitches(n: int) -> list[dict]:
@@ -183,8 +182,8 @@ async def test_target_vswitches_are_listed_by_vpc_fifty_a_page(count, calls):
     # One listing of the VPC, page by page; no VSwitchId at all, let alone a comma list.
     assert sent == [{"RegionId": world.region_id, "VpcId": world.vpc_id, "PageSize": "50", "PageNumber": str(n)}
                     for n in range(1, calls + 1)]
-    assert set(source.hub.cloud.vswitches) == set(world.vswitches)
-    assert source.hub.cloud.missing_vswitches == frozenset()
+    assert set(source.sink.cloud.vswitches) == set(world.vswitches)
+    assert source.sink.cloud.missing_vswitches == frozenset()
 
 
 async def test_unknown_vpc_is_found_through_one_vswitch_then_listed():
@@ -204,7 +203,7 @@ async def test_unknown_vpc_is_found_through_one_vswitch_then_listed():
     assert [r.get("PageNumber") for r in first[1:]] == ["1", "2"]
     assert all(r["VpcId"] == world.vpc_id for r in first[1:])
     assert [r.get("PageNumber") for r in second] == ["1", "2"]  # the VPC is known now
-    assert source.hub.cloud.vpc_id == world.vpc_id and set(source.hub.cloud.vswitches) == set(world.vswitches)
+    assert source.sink.cloud.vpc_id == world.vpc_id and set(source.sink.cloud.vswitches) == set(world.vswitches)
 
 
 def two_vpc_world() -> World:
@@ -228,7 +227,7 @@ async def test_vswitch_in_another_vpc_is_asked_by_id_and_cached():
     assert first == [{"RegionId": world.region_id, "VpcId": world.vpc_id, "PageSize": "50", "PageNumber": "1"},
                      {"RegionId": world.region_id, "VSwitchId": "vsw-othervpc0001"}]
     assert second == first[:1]  # the single-ID answer is cached (vswitch_lookup_ttl)
-    cloud = source.hub.cloud
+    cloud = source.sink.cloud
     assert set(cloud.vswitches) == set(world.vswitches) and cloud.missing_vswitches == frozenset()
     assert cloud.vswitches["vsw-othervpc0001"].vpc_id == "vpc-another0000000001"
     assert cloud.vpc_id == world.vpc_id
@@ -262,9 +261,9 @@ async def test_deleted_vswitch_shows_as_missing():
         finally:
             source.close()
     assert sent[-1] == {"RegionId": world.region_id, "VSwitchId": gone}  # asked by its ID: an empty answer
-    cloud = source.hub.cloud
+    cloud = source.sink.cloud
     assert cloud.missing_vswitches == {gone} and set(cloud.vswitches) == set(world.vswitches)
-    assert source.hub.sources["cloud_vswitches"].up
+    assert source.sink.sources["cloud_vswitches"].up
 
 
 def with_eni_config(state: ClusterState, vswitch_ids: list[str]) -> ClusterState:
@@ -273,6 +272,12 @@ def with_eni_config(state: ClusterState, vswitch_ids: list[str]) -> ClusterState
             "security_groups": sorted(state.targets.security_group_ids), "vswitches": {"z": vswitch_ids}}
     return ClusterState(now=state.now, cloud=state.cloud, sources=state.sources, targets=state.targets,
                         kube=KubeSnapshot(eni_config={"eni_conf": json.dumps(conf)}))
+
+
+def cluster_naming(vswitch_ids: list[str]) -> KubeSnapshot:
+    """A cluster whose eni-config names `vswitch_ids`: the cloud source derives its targets from it."""
+    conf = {"version": "1", "vswitches": {"z": vswitch_ids}}
+    return KubeSnapshot(eni_config={"eni_conf": json.dumps(conf)})
 
 
 def not_found(state: ClusterState) -> set[str]:
@@ -286,11 +291,11 @@ async def test_every_vswitch_missing_at_once_is_a_source_failure():
         source = source_for(world, sim.url)
         try:
             assert await source.poll_once()
-            good = source.hub.cloud
+            good = source.sink.cloud
             # The same vSwitches, but the exporter now reaches a region where none of them exists.
             world.region_id = "cn-beijing"
             assert not await source.poll_once()
-            state = source.hub.state()
+            state = source.sink.state()
             world.region_id = "cn-hangzhou"
             assert await source.poll_once()  # nothing "not found" was cached: back at once
         finally:
@@ -305,7 +310,7 @@ async def test_every_vswitch_missing_at_once_is_a_source_failure():
         key = (("vswitch_id", vsw.vswitch_id),)
         assert got[("terway_vswitch_available_ip_addresses", key)] == world.available_ips(vsw)
     assert not_found(with_eni_config(state, configured)) == set()  # not a config problem per vSwitch
-    assert source.hub.sources["cloud_vswitches"].up
+    assert source.sink.sources["cloud_vswitches"].up
 
 
 async def test_every_vswitch_missing_from_the_first_poll_is_a_source_failure():
@@ -318,7 +323,7 @@ async def test_every_vswitch_missing_from_the_first_poll_is_a_source_failure():
             sent = vswitch_requests(await sim.requests())
         finally:
             source.close()
-    state = source.hub.state()
+    state = source.sink.state()
     assert "none of the 2 configured vSwitches exists" in state.sources["cloud_vswitches"].error
     assert sent == [{"RegionId": world.region_id, "VSwitchId": "vsw-typo1"},
                     {"RegionId": world.region_id, "VSwitchId": "vsw-typo2"}]
@@ -330,18 +335,18 @@ async def test_new_targets_all_missing_are_not_judged_while_the_source_is_down()
     world = healthy()
     kept = sorted(world.vswitches)[0]
     async with simulated_cloud(world) as sim:
-        source = source_for(world, sim.url)
+        cluster = {"vswitches": sorted(world.vswitches)}
+        source = CloudSource(SnapshotHub(), settings_for(world, sim.url, CloudTargets(region_id=world.region_id)),
+                             cluster=lambda: cluster_naming(cluster["vswitches"]), env=static_env(world))
         try:
             assert await source.poll_once()
             # eni-config is changed to name two vSwitches this region does not have.
-            source.hub.publish_targets(CloudTargets(region_id=world.region_id,
-                                                    vswitch_ids=frozenset({"vsw-new1", "vsw-new2"})))
+            cluster["vswitches"] = ["vsw-new1", "vsw-new2"]
             assert not await source.poll_once()
-            down = with_eni_config(source.hub.state(), ["vsw-new1", "vsw-new2"])
-            source.hub.publish_targets(CloudTargets(region_id=world.region_id,
-                                                    vswitch_ids=frozenset({"vsw-new1", kept})))
+            down = with_eni_config(source.sink.state(), ["vsw-new1", "vsw-new2"])
+            cluster["vswitches"] = ["vsw-new1", kept]
             assert await source.poll_once()
-            partly = with_eni_config(source.hub.state(), ["vsw-new1", kept])
+            partly = with_eni_config(source.sink.state(), ["vsw-new1", kept])
         finally:
             source.close()
     assert not down.sources["cloud_vswitches"].up and not_found(down) == set()
@@ -355,7 +360,7 @@ async def test_vpc_listing_without_targets_pages_by_fifty(count, calls):
     world = healthy(vswitches=many_vswitches(count), nodes=[])
     source, made = await poll_calls(world, "DescribeVSwitches", CloudTargets(), vpc_id=world.vpc_id)
     assert made == calls
-    assert set(source.hub.cloud.vswitches) == set(world.vswitches)
+    assert set(source.sink.cloud.vswitches) == set(world.vswitches)
 
 
 @pytest.mark.parametrize(("count", "calls"), [(100, 1), (101, 2)])
@@ -363,7 +368,7 @@ async def test_security_groups_are_chunked_by_a_hundred(count, calls):
     world = healthy(security_groups=[{"id": f"sg-many{i:04d}"} for i in range(count)])
     source, made = await poll_calls(world, "DescribeSecurityGroups")
     assert made == calls
-    assert set(source.hub.cloud.security_groups) == set(world.security_groups)
+    assert set(source.sink.cloud.security_groups) == set(world.security_groups)
 
 
 @pytest.mark.parametrize(("count", "calls"), [(10, 1), (11, 2)])
@@ -381,7 +386,7 @@ async def test_instance_types_are_batched_by_ten_and_cached(count, calls):
             assert requests_of(await sim.calls(), "DescribeInstanceTypes") == calls + (count % 10 == 0)
         finally:
             source.close()
-    limits = source.hub.cloud.instance_types
+    limits = source.sink.cloud.instance_types
     assert {k: v.ips_per_eni for k, v in limits.items()} == {t["type"]: t["ips_per_eni"] for t in types}
 
 
@@ -446,7 +451,7 @@ async def test_transient_errors_are_retried_and_counted(code):
             assert requests_of(await sim.calls(), "DescribeVSwitches", code) == 2
         finally:
             source.close()
-    requests = source.hub.counters.snapshot().cloud_requests
+    requests = source.sink.counters.snapshot().cloud_requests
     assert requests[("DescribeVSwitches", code)] == 2
     assert requests[("DescribeVSwitches", "Success")] == 1
     assert (source._limiter.rate < source.settings.api_rate) == code.startswith("Throttling")
@@ -462,12 +467,12 @@ async def test_forbidden_is_not_retried_and_logs_one_line(caplog):
             assert requests_of(await sim.calls(), "DescribeSecurityGroups") == 1
         finally:
             source.close()
-    status = source.hub.sources["cloud_security_groups"]
+    status = source.sink.sources["cloud_security_groups"]
     assert not status.up and "Forbidden.RAM" in status.error and "RequestId" in status.error
     lines = [r for r in caplog.records if "DescribeSecurityGroups" in r.getMessage()]
     assert len(lines) == 1
     assert "code=Forbidden.RAM" in lines[0].getMessage() and "request_id=" in lines[0].getMessage()
-    assert all(source.hub.sources[name].up for name in STATUS_NAMES if name not in
+    assert all(source.sink.sources[name].up for name in STATUS_NAMES if name not in
                ("cloud_security_groups", "cloud_eni_census"))
 
 
@@ -477,21 +482,21 @@ async def test_quota_falls_back_to_account_attributes_and_census_usage():
         source = source_for(world, sim.url)
         try:
             assert await source.poll_once()
-            assert source.hub.cloud.eni_quota == world.eni_quota
-            assert source.hub.cloud.eni_quota_usage is None  # no census yet
-            assert source.hub.cloud.eni_quota_usage_source is None
+            assert source.sink.cloud.eni_quota == world.eni_quota
+            assert source.sink.cloud.eni_quota_usage is None  # no census yet
+            assert source.sink.cloud.eni_quota_usage_source is None
             assert await source.census_once()
-            assert source.hub.cloud.eni_quota_usage_source == "vpc_census"
+            assert source.sink.cloud.eni_quota_usage_source == "vpc_census"
             assert await source.poll_once()  # Quota Center still fails: the census keeps standing in, labelled
         finally:
             source.close()
     secondaries = sum(1 for e in world.all_enis() if e.type != "Primary")
-    assert source.hub.cloud.eni_quota_usage == secondaries
-    assert source.hub.cloud.eni_quota_usage_source == "vpc_census"
-    got = values(render(source.hub.state(), CLOUD_COLLECTORS))
+    assert source.sink.cloud.eni_quota_usage == secondaries
+    assert source.sink.cloud.eni_quota_usage_source == "vpc_census"
+    got = values(render(source.sink.state(), CLOUD_COLLECTORS))
     assert got[("terway_eni_quota_usage", (("source", "vpc_census"),))] == secondaries
     assert not [k for k in got if k[0] == "terway_eni_quota_usage" and k[1] != (("source", "vpc_census"),)]
-    assert source.hub.counters.snapshot().cloud_requests[("DescribeAccountAttributes", "Success")] == 2
+    assert source.sink.counters.snapshot().cloud_requests[("DescribeAccountAttributes", "Success")] == 2
 
 
 async def test_quota_down_when_both_apis_fail():
@@ -503,9 +508,9 @@ async def test_quota_down_when_both_apis_fail():
             assert not await source.poll_once()
         finally:
             source.close()
-    status = source.hub.sources["cloud_eni_quota"]
+    status = source.sink.sources["cloud_eni_quota"]
     assert not status.up and "GetProductQuota" in status.error and "DescribeAccountAttributes" in status.error
-    assert source.hub.cloud.eni_quota is None
+    assert source.sink.cloud.eni_quota is None
 
 
 async def test_slow_answers_time_out_and_are_retried():
@@ -516,8 +521,8 @@ async def test_slow_answers_time_out_and_are_retried():
             assert not await source.poll_once()
         finally:
             source.close()
-    assert source.hub.counters.snapshot().cloud_requests[("DescribeSecurityGroups", "ConnectionError")] == 2
-    assert "ConnectionError" in source.hub.sources["cloud_security_groups"].error
+    assert source.sink.counters.snapshot().cloud_requests[("DescribeSecurityGroups", "ConnectionError")] == 2
+    assert "ConnectionError" in source.sink.sources["cloud_security_groups"].error
 
 
 async def test_slow_but_in_time_answers_succeed_and_are_timed():
@@ -528,7 +533,7 @@ async def test_slow_but_in_time_answers_succeed_and_are_timed():
             assert await source.poll_once()
         finally:
             source.close()
-    histogram = source.hub.counters.snapshot().cloud_request_durations["DescribeSecurityGroups"]
+    histogram = source.sink.counters.snapshot().cloud_request_durations["DescribeSecurityGroups"]
     assert histogram.sum >= 0.3
 
 
@@ -541,7 +546,7 @@ async def test_connection_refused_is_a_connection_error():
         assert not await source.poll_once()
     finally:
         source.close()
-    assert source.hub.counters.snapshot().cloud_requests[("DescribeVSwitches", "ConnectionError")] == 3
+    assert source.sink.counters.snapshot().cloud_requests[("DescribeVSwitches", "ConnectionError")] == 3
 
 
 async def test_last_good_values_survive_a_failing_api():
@@ -550,14 +555,14 @@ async def test_last_good_values_survive_a_failing_api():
         source = source_for(world, sim.url)
         try:
             assert await source.poll_once() and await source.census_once()
-            good = source.hub.cloud
+            good = source.sink.cloud
             cloud_state(sim.app).faults.rules = {"*": FaultRule(code="Forbidden.RAM")}
             assert not await source.poll_once()
             assert not await source.census_once()
         finally:
             source.close()
-    assert source.hub.cloud == good
-    state = source.hub.state()
+    assert source.sink.cloud == good
+    state = source.sink.state()
     # Instance types came from the cache, without a call: that step stays up.
     assert {n for n, s in state.sources.items() if s.up} == {"cloud_instance_types"}
     assert all(s.last_success is not None for s in state.sources.values())
@@ -607,7 +612,7 @@ async def test_stays_under_api_rate_while_throttled():
     assert busiest <= api_rate + 1  # a burst of one on top of the rate
     assert any(r["code"] == "Throttling.User" for r in seen)
     assert source._limiter.rate < api_rate  # backed off after throttling
-    assert sum(source.hub.counters.snapshot().cloud_rate_limit_wait.values()) > 0
+    assert sum(source.sink.counters.snapshot().cloud_rate_limit_wait.values()) > 0
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -632,37 +637,37 @@ async def test_scenario_leaked_enis():
     source = await poll_scenario("leaked-enis")
     # Every Available ENI with a Terway creator tag: 3 + 2 young pool ENIs, 2 lost per-pod ENIs and the
     # fixed-IP pod's (which only the PodENIs tell apart: tests/test_kube_podenis.py).
-    assert Counter(e.creator for e in source.hub.cloud.detached_enis) == {"terway": 5, "terway-controller": 3}
+    assert Counter(e.creator for e in source.sink.cloud.detached_enis) == {"terway": 5, "terway-controller": 3}
 
 
 async def test_scenario_eni_quota_near_limit():
-    cloud = (await poll_scenario("eni-quota-near-limit")).hub.cloud
+    cloud = (await poll_scenario("eni-quota-near-limit")).sink.cloud
     assert (cloud.eni_quota, cloud.eni_quota_usage, cloud.eni_quota_usage_source) == (100, 97, "quota_center")
 
 
 async def test_scenario_vswitch_exhausted():
-    cloud = (await poll_scenario("vswitch-exhausted")).hub.cloud
+    cloud = (await poll_scenario("vswitch-exhausted")).sink.cloud
     assert cloud.vswitches["vsw-bp1exh0h0000000000001"].available_ips == 0
     assert cloud.vswitches["vsw-bp1exh0i0000000000001"].available_ips == 7
 
 
 async def test_scenario_missing_vswitch():
     deleted = "vsw-bp1mis0jdeleted00000001"
-    cloud = (await poll_scenario("missing-vswitch", frozenset({deleted}))).hub.cloud
+    cloud = (await poll_scenario("missing-vswitch", frozenset({deleted}))).sink.cloud
     assert cloud.missing_vswitches == {deleted}
 
 
 async def test_scenario_ram_forbidden():
     source = await poll_scenario("ram-forbidden")
-    up = {name for name, status in source.hub.sources.items() if status.up}
+    up = {name for name, status in source.sink.sources.items() if status.up}
     assert up == {"cloud_vswitches", "cloud_eni_quota", "cloud_instance_types", "cloud_security_groups"}
-    assert "Forbidden.RAM" in source.hub.sources["cloud_eni_leaks"].error
-    assert source.hub.cloud.eni_quota == 1000  # from DescribeAccountAttributes
+    assert "Forbidden.RAM" in source.sink.sources["cloud_eni_leaks"].error
+    assert source.sink.cloud.eni_quota == 1000  # from DescribeAccountAttributes
 
 
 async def test_scenario_bad_credentials():
     source = await poll_scenario("bad-credentials")
-    assert not any(status.up for status in source.hub.sources.values())
-    requests = source.hub.counters.snapshot().cloud_requests
+    assert not any(status.up for status in source.sink.sources.values())
+    requests = source.sink.counters.snapshot().cloud_requests
     assert requests[("DescribeVSwitches", "InvalidAccessKeyId.NotFound")] == 1  # not retried
-    assert "InvalidAccessKeyId.NotFound" in source.hub.sources["cloud_vswitches"].error
+    assert "InvalidAccessKeyId.NotFound" in source.sink.sources["cloud_vswitches"].error

@@ -12,9 +12,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from terway_exporter.collectors import config, node, pods, workloads
-from terway_exporter.collectors.base import ClusterState
-from terway_exporter.sources.cloud.snapshot import CloudSnapshot, InstanceTypeLimits
-from terway_exporter.sources.kube.snapshot import (
+from terway_exporter.model.cloud import CloudSnapshot, InstanceTypeLimits
+from terway_exporter.model.kube import (
     ContainerStatus,
     KubeNode,
     KubeSnapshot,
@@ -25,6 +24,7 @@ from terway_exporter.sources.kube.snapshot import (
     WaitingPod,
     WorkloadStatus,
 )
+from terway_exporter.model.state import ClusterState
 
 MODULES = (node, pods, workloads, config)
 
@@ -220,7 +220,7 @@ def test_node_limits_join_back_exactly_from_the_instance_type_and_the_overrides(
 
 
 def test_legacy_node_reports_a_total_of_unknown_state():
-    from terway_exporter.sources.cloud.snapshot import Eni, EniCensus
+    from terway_exporter.model.cloud import Eni, EniCensus
 
     kube = replace(cluster(1), terway_nodes=None)
     name, n = next(iter(kube.nodes.items()))
@@ -370,7 +370,7 @@ terway_cluster_dns_replicas{state="available"} 2.0
 
 
 def test_families_wait_for_their_source_first_read():
-    from terway_exporter.sources.status import SourceStatus
+    from terway_exporter.model.status import SourceStatus
 
     groups = ("kube_workloads", "kube_pods", "kube_configmaps", "kube_leases")
     registered = {g: SourceStatus(g) for g in groups}

@@ -18,13 +18,13 @@ import promql_parser
 import pytest
 import yaml
 
-from terway_exporter.collectors.base import ClusterState, ExporterStats
 from terway_exporter.findings import ALERTS, BY_NAME, JUDGES, evaluate, report_context
 from terway_exporter.findings.html import status_page
 from terway_exporter.findings.output import WIDTH, to_json, to_json_data, to_text
-from terway_exporter.sources.cloud.snapshot import CloudSnapshot, VSwitch
-from terway_exporter.sources.kube.snapshot import KubeSnapshot, LeaseStatus, WorkloadStatus
-from terway_exporter.sources.status import SourceStatus
+from terway_exporter.model.cloud import CloudSnapshot, VSwitch
+from terway_exporter.model.kube import KubeSnapshot, LeaseStatus, WorkloadStatus
+from terway_exporter.model.state import ClusterState, ExporterStats
+from terway_exporter.model.status import SourceStatus
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "alerts" / "terway-exporter.rules.yaml"

@@ -41,7 +41,6 @@ SHIPPED_RUNBOOK_BASE = "https://github.com/terway-exporter/terway-exporter/blob/
 sys.path.insert(0, str(SYNC.parent))
 import sync  # noqa: E402  (helm/sync.py: the threshold finder the chart's templates rely on)
 
-
 # ----------------------------------------------------------------------------- helpers
 
 

@@ -15,8 +15,8 @@ import logging
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support.cloud import settings_for, simulated_cloud, static_env, targets_for
 
+from support.cloud import settings_for, simulated_cloud, static_env, targets_for
 from terway_exporter.collectors.registry import all_collectors
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.render import Renderer
@@ -25,7 +25,6 @@ from terway_exporter.sources.cloud import parse
 from terway_exporter.sources.cloud.ids import well_formed
 from terway_exporter.sources.cloud.source import CloudSource
 from terway_exporter.sources.kube.source import KubeSource
-
 from test_kube_source import cluster, fast_settings, scenario  # noqa: F401
 
 LONE_SURROGATE = json.loads('"ecs.g7\\ud800x"')  # what json.loads makes of an unpaired \ud800 escape
@@ -104,8 +103,7 @@ async def test_an_id_that_cannot_be_one_is_never_sent_and_reads_as_missing(caplo
     caplog.set_level(logging.WARNING)
     async with simulated_cloud(world) as sim:
         hub = SnapshotHub()
-        hub.publish_targets(targets)
-        source = CloudSource(hub, settings_for(world, sim.url), env=static_env(world))
+        source = CloudSource(hub, settings_for(world, sim.url, targets), env=static_env(world))
         try:
             await source.poll_once()
         finally:

@@ -11,18 +11,18 @@ import time
 import pytest
 from kubernetes.aio import client, config
 from prometheus_client.parser import text_string_to_metric_families
-from support.cloud import render
 
+from support.cloud import render
 from terway_exporter.collectors import eni
-from terway_exporter.collectors.base import ClusterState
 from terway_exporter.hub import SnapshotHub
+from terway_exporter.model.cloud import CloudSnapshot, Eni
+from terway_exporter.model.kube import KubeSnapshot, PodEni
+from terway_exporter.model.state import ClusterState
 from terway_exporter.simulator.kube_api import simulator_of, start_kube_simulator, write_kubeconfig
 from terway_exporter.simulator.world import WorldPodEni, build_world, read_scenario
 from terway_exporter.sources.cloud.source import detached_terway_enis
-from terway_exporter.sources.cloud.snapshot import CloudSnapshot, Eni
 from terway_exporter.sources.kube.fields import ProjectionError
 from terway_exporter.sources.kube.podenis import project_pod_eni
-from terway_exporter.sources.kube.snapshot import KubeSnapshot, PodEni
 from terway_exporter.sources.kube.source import KubeSettings, KubeSource
 
 GROUP = "network.alibabacloud.com/v1beta1"

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from terway_exporter.model.kube import (
+    SANDBOX_FAILURE_WINDOW,
+    ContainerStatus,
+    PodNetworkingRefs,
+    PodSummary,
+    WaitingPod,
+    waits_for_network,
+)
 from terway_exporter.sources.kube.crash import CrashCauses, crash_code
 from terway_exporter.sources.kube.events import (
     EventRecord,
@@ -24,14 +32,7 @@ from terway_exporter.sources.kube.objects import (
     project_pod_networking,
     project_service,
 )
-from terway_exporter.sources.kube.pods import (
-    SANDBOX_FAILURE_WINDOW,
-    join_pod_waits,
-    project_pod_summary,
-    project_waiting_pod,
-    waits_for_network,
-)
-from terway_exporter.sources.kube.snapshot import ContainerStatus, PodNetworkingRefs, PodSummary, WaitingPod
+from terway_exporter.sources.kube.pods import join_pod_waits, project_pod_summary, project_waiting_pod
 
 T0 = "2026-01-02T03:04:05Z"
 T0_UNIX = 1767323045.0

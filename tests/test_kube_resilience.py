@@ -12,7 +12,6 @@ import re
 import time
 
 from terway_exporter.hub import SnapshotHub
-
 from test_kube_source import cluster, fast_settings, restarts, scenario, wait_for, wait_up, watching  # noqa: F401
 
 

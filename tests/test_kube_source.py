@@ -17,12 +17,11 @@ import aiohttp
 import pytest
 
 from terway_exporter.hub import SnapshotHub
+from terway_exporter.model.kube import KubeSnapshot, waits_for_network
 from terway_exporter.simulator.kube_api import simulator_of, start_kube_simulator, write_kubeconfig
 from terway_exporter.simulator.kube_state import KubeSimulator
 from terway_exporter.simulator.world import build_world
 from terway_exporter.sources.kube.resources import STATUS_GROUPS
-from terway_exporter.sources.kube.pods import waits_for_network
-from terway_exporter.sources.kube.snapshot import KubeSnapshot
 from terway_exporter.sources.kube.source import KubeSettings, KubeSource
 
 VSW_H, VSW_I = "vsw-kubetest0h000000001", "vsw-kubetest0i000000001"
@@ -457,8 +456,8 @@ async def test_only_pods_whose_sandbox_network_is_not_set_up_wait_for_it(cluster
 def render_waiting(snap: KubeSnapshot) -> str:
     from prometheus_client.exposition import generate_latest
 
-    from terway_exporter.collectors.base import ClusterState
     from terway_exporter.collectors.pods import collect_waiting
+    from terway_exporter.model.state import ClusterState
 
     class Families:
         def collect(self):

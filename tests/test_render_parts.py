@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import gzip
-
 from dataclasses import replace
 
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-from test_collectors_kube import cluster, state
 
 from terway_exporter.collectors.registry import all_collectors
 from terway_exporter.render import Renderer, _Families
+from test_collectors_kube import cluster, state
 
 
 def direct(state_) -> bytes:

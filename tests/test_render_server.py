@@ -15,10 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from terway_exporter.collectors.base import Collector
 from terway_exporter.collectors.exporter import COLLECTORS as SELF_COLLECTORS
 from terway_exporter.hub import SnapshotHub
+from terway_exporter.model.cloud import CloudSnapshot
+from terway_exporter.model.status import SourceStatus
 from terway_exporter.render import Exposition, Renderer
 from terway_exporter.server import WRITE_CHUNK, ScrapeLimits, make_app
-from terway_exporter.sources.cloud.snapshot import CloudSnapshot
-from terway_exporter.sources.status import SourceStatus
 
 
 def counting_collector(calls: list[str], name: str, reads: frozenset[str]) -> Collector:

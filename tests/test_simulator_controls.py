@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
-from aliyunsdkcore.acs_exception.exceptions import ServerException
 
 from terway_exporter.simulator.credentials_api import start_credentials_simulator
 from terway_exporter.simulator.run import start_simulators
-
 from test_simulator_cloud import Sim, _clean_env, serve, small_world, vswitches  # noqa: F401
 
 TOKEN = {"Authorization": "Bearer terway-sim-token"}

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from terway_exporter.config import resolve
+from terway_exporter.model.status import SourceStatus
 from terway_exporter.runtime import Runtime, TaskDied
-from terway_exporter.sources.status import SourceStatus
 
 EXPORTER = [sys.executable, "-m", "terway_exporter"]
 SECRET_TOKEN = "sekrit-token-value-1234567890"  # must never be printed

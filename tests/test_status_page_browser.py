@@ -19,8 +19,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from support.stack import http_get, start_demo, wait_until
 
+from support.stack import http_get, start_demo, wait_until
 from terway_exporter.findings.model import AREAS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from terway_exporter.sources.kube.snapshot import KubeNode, KubeSnapshot
+from terway_exporter.model.kube import KubeNode, KubeSnapshot
 from terway_exporter.terway.eniconf import (
-    ConfigError,
     CniConf,
+    ConfigError,
     Degradation,
     EniConf,
     conf_for_node,

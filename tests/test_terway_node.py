@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from terway_exporter.sources.cloud.snapshot import CloudSnapshot, Eni, EniCensus, InstanceTypeLimits
-from terway_exporter.sources.kube.snapshot import (
+from terway_exporter.model.cloud import CloudSnapshot, Eni, EniCensus, InstanceTypeLimits
+from terway_exporter.model.kube import (
     KubeNode,
     KubeSnapshot,
     NodeCRNic,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from terway_exporter.sources.cloud.snapshot import CloudTargets
-from terway_exporter.sources.kube.snapshot import KubeNode, KubeSnapshot, NodeCRNic, PodNetworkingRefs, TerwayNodeCR
-from terway_exporter.targets import derive_targets
+from terway_exporter.model.cloud import CloudTargets
+from terway_exporter.model.kube import KubeNode, KubeSnapshot, NodeCRNic, PodNetworkingRefs, TerwayNodeCR
+from terway_exporter.terway.targets import derive_targets
 
 ENI_CONF = {"region_id": "cn-beijing", "security_group": "sg-base", "vswitches": {"z1": ["vsw-base"]}}
 

@@ -31,12 +31,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .collectors.base import ClusterState
-from .collectors.vswitch import configured_vswitches
-from .sources.cloud.snapshot import InstanceTypeLimits
-from .sources.kube.snapshot import KubeNode, TerwayNodeCR
-from .terway.eniconf import ENI_CONFIG_NAME, EniConf, effective_confs
-from .terway.node import IPAM_CRD, IPAM_LEGACY, IPAM_PREFIX, NodeView, ip_capacity, node_views, pool_bounds
+from .model.cloud import InstanceTypeLimits
+from .model.kube import KubeNode, TerwayNodeCR
+from .model.state import ClusterState
+from .terway.eniconf import ENI_CONFIG_NAME, EniConf, configured_vswitches, effective_confs
+from .terway.node import (
+    IPAM_CRD,
+    IPAM_LEGACY,
+    IPAM_PREFIX,
+    NodeView,
+    cached_node_views,
+    ip_capacity,
+    node_views,
+    pool_bounds,
+)
 
 PREFIX_SIZE = 16  # a /28 IPv4 prefix
 # Limits, in the order they are named when two allow the same number.
@@ -255,9 +263,7 @@ def _fit(free: int | None, each: int) -> float:
 
 def evaluate(state: ClusterState, pods_per_node: int | None = None,
              instance_types: frozenset[str] | None = None) -> Capacity:
-    from .findings.context import cached_views  # the views the findings use, computed once per snapshot
-
-    views = cached_views(state)
+    views = cached_node_views(state)  # the views the findings use, computed once per snapshot
     zones = zone_headrooms(state, views)
     quota = quota_of(state)
     if pods_per_node is None:

@@ -176,15 +176,12 @@ def _collect(args: argparse.Namespace, options: dict[str, Any]) -> int:
 def _sync_state(options: dict[str, Any], instance_types: frozenset[str] = frozenset(), events_since: float = 0.0):
     """Run every source once, as `collect` does; the ClusterState it read. Warning events last seen
     before `events_since` (unix seconds) are not counted."""
-    from dataclasses import replace
 
     from .runtime import Runtime
 
     _check_kubernetes(options)
-    runtime = Runtime({**options, "events_since": events_since})
-    if instance_types:  # a what-if's instance type must be looked up even when no node has it
-        runtime.explicit_targets = replace(runtime.explicit_targets, instance_types=instance_types)
-        runtime.hub.publish_targets(runtime.explicit_targets)
+    # A what-if's instance type must be looked up even when no node has it.
+    runtime = Runtime({**options, "events_since": events_since, "instance_types": instance_types})
 
     async def run():
         try:

@@ -24,7 +24,8 @@ from prometheus_client import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from .collectors.base import ClusterState, Collector
+from .collectors.base import Collector
+from .model.state import ClusterState
 from .selection import FamilySelection
 
 log = logging.getLogger(__name__)

@@ -20,17 +20,16 @@ from typing import Any
 
 from aiohttp import web
 
-from .collectors.base import ClusterState, ExporterSettings
 from .collectors.registry import all_collectors, per_node_family_names
 from .config import ConfigError
 from .findings import evaluate, report_context
 from .findings.html import status_page
 from .hub import SnapshotHub
 from .memory import release_freed_memory
+from .model.state import ClusterState, ExporterSettings
 from .render import Exposition, Renderer
 from .selection import FamilySelection
 from .server import make_app
-from .sources.cloud.snapshot import CloudTargets
 from .webconfig import WebConfigError, load_web_security
 
 log = logging.getLogger(__name__)
@@ -88,15 +87,9 @@ class Runtime:
                                     per_node=not self.options["no_node_metrics"],
                                     per_node_names=per_node_family_names())
         self.renderer = Renderer(all_collectors(), wake=self.hub.notify_threadsafe, selection=selection)
-        self.explicit_targets = CloudTargets(
-            region_id=self.options["region"], vpc_id=self.options["vpc_id"],
-            vswitch_ids=frozenset(self.options["vswitch_ids"]),
-            security_group_ids=frozenset(self.options["security_group_ids"]),
-        )
-        self.hub.publish_targets(self.explicit_targets)
         if self.hub.kube_enabled:
             self.kube_source = _make_kube_source(self.hub, self.options)
-        self.cloud_source = _make_cloud_source(self.hub, self.options)
+        self.cloud_source = _make_cloud_source(self.hub, self.options, self.kube_source)
 
     # ------------------------------------------------------------ one-shot (collect)
 
@@ -105,8 +98,7 @@ class Runtime:
         result is in the hub: `self.hub.state()`."""
         self.hub.bind_loop(asyncio.get_running_loop())
         if self.kube_source is not None:
-            self.hub.publish_kube(await self.kube_source.sync_once())
-            self._update_targets()
+            await self.kube_source.sync_once()
         await self.cloud_source.poll_once()
         await self.cloud_source.census_once()
         return all(s.up for s in self.hub.sources.values() if s.attempted)
@@ -171,7 +163,6 @@ class Runtime:
     async def _run_cloud(self) -> None:
         if self.kube_source is not None:
             await wait_for_kube_first_sync(self.hub)
-            self._update_targets()
         await self.cloud_source.run()
 
     async def _render_loop(self) -> None:
@@ -187,7 +178,6 @@ class Runtime:
             self.hub.changed.clear()
             if time.monotonic() - last_tick >= AGE_TICK_SECONDS:
                 tick, last_tick = tick + 1, time.monotonic()
-            self._update_targets()
             state, version = self.hub.state(), self.hub.version
             self.holder.current, self.holder.page, took = await asyncio.to_thread(self._timed_render, state,
                                                                                   version, tick)
@@ -219,16 +209,6 @@ class Runtime:
             page = None
         return exposition, page
 
-    def _update_targets(self) -> None:
-        if self.kube_source is None:
-            return
-        from .targets import derive_targets
-
-        try:
-            self.hub.publish_targets(derive_targets(self.hub.kube, self.explicit_targets))
-        except Exception:  # never let odd cluster data stop the render loop
-            log.exception("could not derive cloud targets from the cluster; keeping the previous ones")
-
 
 def _large_change(state: ClusterState) -> tuple:
     """Changes after which much parsing memory was just freed: a source's first success (the
@@ -251,19 +231,22 @@ async def wait_for_kube_first_sync(hub: SnapshotHub, timeout: float = KUBE_FIRST
     log.warning("the cluster's first list takes over %.0f s; polling the cloud with the targets known so far", timeout)
 
 
-def _make_cloud_source(hub: SnapshotHub, options: dict[str, Any]) -> Any:
+def _make_cloud_source(hub: SnapshotHub, options: dict[str, Any], kube_source: Any) -> Any:
     from .sources.cloud.settings import CloudSettings
     from .sources.cloud.source import CloudSource
 
     settings = CloudSettings(
         region_id=options["region"], vpc_id=options["vpc_id"],
-        vswitch_ids=tuple(options["vswitch_ids"]), security_group_ids=tuple(options["security_group_ids"]),
+        vswitch_ids=frozenset(options["vswitch_ids"]), security_group_ids=frozenset(options["security_group_ids"]),
+        # Not a flag: `capacity` puts in the instance types of its what-ifs.
+        instance_types=frozenset(options.get("instance_types", ())),
         ecs_endpoint=options["ecs_endpoint"], vpc_endpoint=options["vpc_endpoint"],
         quotas_endpoint=options["quotas_endpoint"], poll_interval=options["cloud_poll_interval"],
         census_interval=options["eni_census_interval"], api_rate=options["cloud_api_rate"],
         leak_grace_period=options["leak_grace_period"], instance_type_ttl=options["instance_type_cache_ttl"],
     )
-    return CloudSource(hub, settings)
+    cluster = None if kube_source is None else (lambda: kube_source.latest)
+    return CloudSource(hub, settings, cluster=cluster)
 
 
 def _make_kube_source(hub: SnapshotHub, options: dict[str, Any]) -> Any:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from support.stack import MonitoringStack, Process
-
 from terway_exporter.cli import main as cli_main
+
 # The `signal` labels the findings share with the rules: EXPORTER_CALLS marks the branches that judge the API
 # calls of the process that makes them; TERWAY_EVENTS the branches that count Terway's Warning events over the
 # last 10 minutes (ALERT_WINDOW_SECONDS in sources/kube/events.py). Once a demo has run about that long, events

@@ -11,11 +11,12 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
-from terway_exporter.collectors.base import ClusterState, Collector
+from terway_exporter.collectors.base import Collector
+from terway_exporter.model.cloud import CloudTargets
+from terway_exporter.model.state import ClusterState
 from terway_exporter.simulator.cloud_api import start_cloud_simulator
 from terway_exporter.simulator.world import World
 from terway_exporter.sources.cloud.settings import CloudSettings
-from terway_exporter.sources.cloud.snapshot import CloudTargets
 
 
 @dataclass
@@ -59,11 +60,16 @@ def static_env(world: World, secret: str | None = None) -> dict[str, str]:
     }
 
 
-def settings_for(world: World, url: str, **overrides: Any) -> CloudSettings:
-    """Every endpoint on the simulator; fast retries so fault tests stay quick."""
+def settings_for(world: World, url: str, targets: CloudTargets | None = None, **overrides: Any) -> CloudSettings:
+    """Every endpoint on the simulator; fast retries so fault tests stay quick. `targets` (what the
+    cluster would name, see targets_for) are given as the flags would give them."""
     values: dict[str, Any] = dict(region_id=world.region_id, ecs_endpoint=url, vpc_endpoint=url,
                                   quotas_endpoint=url, api_rate=200.0, retry_base_delay=0.01,
                                   retry_max_delay=0.05, request_timeout=5.0)
+    if targets is not None:
+        values.update(region_id=targets.region_id or world.region_id, vpc_id=targets.vpc_id,
+                      vswitch_ids=targets.vswitch_ids, security_group_ids=targets.security_group_ids,
+                      instance_types=targets.instance_types)
     values.update(overrides)
     return CloudSettings(**values)
 

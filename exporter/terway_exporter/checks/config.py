@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..collectors.base import ClusterState
+from ..model.state import ClusterState
 from ..terway.eniconf import (
     CNI_CONF_KEY,
     CTRL_CONFIG_KEY,

@@ -9,64 +9,11 @@ the exposition once per state change, so a scrape only copies bytes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client import Metric
 
-from ..sources.cloud.snapshot import CloudSnapshot, CloudTargets
-from ..sources.kube.snapshot import KubeSnapshot
-from ..sources.status import SourceStatus
-
-
-@dataclass(frozen=True, slots=True)
-class HistogramData:
-    buckets: tuple[tuple[float, int], ...]  # (upper bound, cumulative count), +Inf last
-    sum: float
-
-
-@dataclass(frozen=True, slots=True)
-class ExporterStats:
-    """Counters the exporter keeps about itself, copied at render time."""
-
-    cloud_requests: dict[tuple[str, str], int] = field(default_factory=dict)  # (api, code) -> calls
-    cloud_request_durations: dict[str, HistogramData] = field(default_factory=dict)  # api ->
-    cloud_rate_limit_wait: dict[str, float] = field(default_factory=dict)  # api -> seconds
-    kube_watch_restarts: dict[tuple[str, str], int] = field(default_factory=dict)  # (resource, reason)
-    scrapes_rejected: dict[str, int] = field(default_factory=dict)  # reason -> /metrics requests
-    web_config: WebConfigStats | None = None  # None without --web.config.file
-
-
-@dataclass(frozen=True, slots=True)
-class WebConfigStats:
-    """Loads of --web.config.file (see webconfig.WebSecurity.check)."""
-
-    reload_success: bool = True  # the last load or reload of the file and its certificates succeeded
-    failures: int = 0  # reloads that failed (the previous configuration stayed in force)
-    last_success: float | None = None  # unix time of the last successful load
-    cert_not_after: float | None = None  # notAfter of the serving certificate in force; None without TLS
-
-
-@dataclass(frozen=True, slots=True)
-class ExporterSettings:
-    """Settings some collectors need (thresholds that are configuration, not data)."""
-
-    leak_grace_period: float = 900.0
-    terway_namespace: str = "kube-system"
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterState:
-    """Everything the collectors may read, as of `now` (unix seconds)."""
-
-    now: float
-    cloud: CloudSnapshot = field(default_factory=CloudSnapshot)
-    kube: KubeSnapshot = field(default_factory=KubeSnapshot)
-    sources: dict[str, SourceStatus] = field(default_factory=dict)
-    stats: ExporterStats = field(default_factory=ExporterStats)
-    targets: CloudTargets = field(default_factory=CloudTargets)
-    settings: ExporterSettings = field(default_factory=ExporterSettings)
-    kube_enabled: bool = True  # False when the exporter runs without a cluster
-
+from ..model.state import ClusterState
 
 Collect = Callable[[ClusterState], Iterable[Metric]]
 

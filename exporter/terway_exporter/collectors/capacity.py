@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from prometheus_client import Metric
 
 from ..capacity import ENI_QUOTA, NODE_CAPACITY, VSWITCH_IPS, evaluate
-from .base import ClusterState, Collector
-from .families import Family, synced
+from ..model.state import ClusterState, synced
+from .base import Collector
+from .families import Family
 
 ZONE_PODS = Family(
     "terway_capacity_zone_pods",

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from prometheus_client import Metric
 
 from ..checks.config import CHECK_NAMES, run_checks
+from ..model.state import ClusterState, synced
 from ..terway.eniconf import (
     ENI_CONF_KEY,
     ENI_CONFIG_NAME,
@@ -22,8 +23,8 @@ from ..terway.eniconf import (
     network_policy_enabled,
     parse_cni_conf,
 )
-from .base import ClusterState, Collector
-from .families import Family, synced
+from .base import Collector
+from .families import Family
 
 # The checks read ConfigMaps, Nodes and Node CRs; judged only once the ConfigMaps were read.
 CONFIG_SOURCE = "kube_configmaps"

@@ -9,7 +9,8 @@ from prometheus_client import Metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from .. import __version__
-from .base import ClusterState, Collector
+from ..model.state import ClusterState
+from .base import Collector
 
 
 def build_info(state: ClusterState) -> Iterable[Metric]:

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from prometheus_client import Metric
 from prometheus_client.samples import Sample
 
-from .base import ClusterState
-
 
 @dataclass(frozen=True, slots=True)
 class Family:
@@ -49,18 +47,3 @@ class Family:
     def state_set(self, states: Iterable[str], current: str, label: str = "state") -> Metric:
         """One series per state, 1 on the current one and 0 on the others."""
         return self.build(({label: s}, 1.0 if s == current else 0.0) for s in states)
-
-
-def synced(state: ClusterState, *sources: str) -> bool:
-    """Whether each named source (`kube_workloads`, `kube_configmaps`, ...) has read its data once.
-
-    Before that the snapshot's empty defaults would read as "no DaemonSet pods", "controlplane
-    hosted" or "every check passes"; families built from it stay absent instead, as cloud families
-    do before their first poll. A source the runtime never registered (tests, other runtimes) is
-    taken at its snapshot's word. After the first success the last known data keeps being served.
-    """
-    for name in sources:
-        status = state.sources.get(name)
-        if status is not None and status.last_success is None:
-            return False
-    return True

@@ -11,11 +11,12 @@ from functools import partial
 
 from prometheus_client import Metric
 
-from ..sources.cloud.snapshot import CloudSnapshot
-from ..sources.kube.snapshot import KubeNode, KubeSnapshot, TerwayNodeCR
+from ..model.cloud import CloudSnapshot
+from ..model.kube import KubeNode, KubeSnapshot, TerwayNodeCR
+from ..model.state import ClusterState
 from ..terway.eniconf import ConfigError, EniConf, conf_for_node, effective_confs
 from ..terway.node import IPAM_LEGACY, IPAM_PREFIX, NodeView, is_legacy, managed_nodes, node_view
-from .base import ClusterState, Collector, Parts
+from .base import Collector, Parts
 from .families import Family
 
 NODE = ("node",)

@@ -6,9 +6,10 @@ from collections.abc import Iterable
 
 from prometheus_client import Metric
 
-from ..sources.kube.pods import waits_for_network
+from ..model.kube import waits_for_network
+from ..model.state import ClusterState
 from ..terway.errors import KNOWN_CODES, OTHER
-from .base import ClusterState, Collector
+from .base import Collector
 from .families import Family
 
 WAITING = Family(

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
 
-from ..sources.kube.snapshot import KubeSnapshot
-from ..terway.eniconf import ENI_CONF_KEY, ConfigError, parse_eni_conf
-from .base import ClusterState, Collector
+from ..model.state import ClusterState
+from ..terway.eniconf import configured_vswitches
+from .base import Collector
 
 
 def collect_vswitches(state: ClusterState) -> Iterator[Metric]:
@@ -45,29 +45,6 @@ def collect_configured(state: ClusterState) -> Iterator[Metric]:
     for vswitch_id, source in sorted(configured_vswitches(state.kube)):
         family.add_metric([vswitch_id, source], 1)
     yield family
-
-
-def configured_vswitches(kube: KubeSnapshot) -> set[tuple[str, str]]:
-    """(vswitch_id, source) for every vSwitch some configuration names.
-
-    A dynamic config counts with the vSwitches its own `eni_conf` patch names (not the
-    ones it inherits from eni-config); an unparsable config names none (the config
-    checks report it).
-    """
-    pairs = {(v, "eni_config") for v in _named_vswitches(kube.eni_config)}
-    for data in kube.dynamic_configs.values():
-        pairs |= {(v, "node_config") for v in _named_vswitches(data)}
-    for node in (kube.terway_nodes or {}).values():
-        pairs |= {(v, "node_cr") for v in node.vswitch_ids if v}
-    pairs |= {(v, "pod_networking") for v in kube.pod_networking_vswitches if v}
-    return pairs
-
-
-def _named_vswitches(data: dict[str, str] | None) -> frozenset[str]:
-    if not data or ENI_CONF_KEY not in data:
-        return frozenset()
-    conf = parse_eni_conf(data[ENI_CONF_KEY])
-    return frozenset() if isinstance(conf, ConfigError) else conf.vswitch_ids
 
 
 COLLECTORS: tuple[Collector, ...] = (

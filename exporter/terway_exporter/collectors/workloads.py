@@ -11,12 +11,13 @@ from collections.abc import Iterable
 
 from prometheus_client import Metric
 
-from ..sources.kube.snapshot import PodSummary, WorkloadStatus
+from ..model.kube import PodSummary, WorkloadStatus
+from ..model.state import ClusterState, synced
 from ..terway.eniconf import DEGRADATION_LEVELS, ConfigError
 from ..terway.errors import KNOWN_CODES, OTHER
 from ..terway.node import degradation_level
-from .base import ClusterState, Collector
-from .families import Family, synced
+from .base import Collector
+from .families import Family
 
 CRASH_LOOP = "CrashLoopBackOff"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..collectors.base import ClusterState
+from ..model.state import ClusterState
 from . import configuration, controlplane, credentials, daemon, enis, ip_capacity, other, pods
 from .alerts import ALERTS, BY_NAME, AlertSpec
 from .context import Context

@@ -9,51 +9,19 @@ alert expression evaluated on the metrics, without Prometheus.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 from ..checks.config import Problem, run_checks
-from ..collectors.base import ClusterState
-from ..collectors.families import synced
 from ..collectors.pods import collect_waiting
-from ..collectors.vswitch import configured_vswitches
-from ..terway.eniconf import ConfigError, EniConf, effective_confs
+from ..memo import reuse_while_same
+from ..model.state import ClusterState, synced
+from ..terway.eniconf import ConfigError, EniConf, configured_vswitches, effective_confs
 from ..terway.errors import KNOWN_CODES, OTHER
-from ..terway.node import IPAM_CRD, NodeView, degradation_level, node_views
+from ..terway.node import IPAM_CRD, NodeView, cached_node_views, degradation_level
 
 CONFIG_SOURCE = "kube_configmaps"  # the configuration checks are judged once the ConfigMaps were read
-
-
-# The last node views and check results, with the very objects they were computed from: snapshots are
-# immutable and replaced when they change, so between two changes (every render of a 5,000-node cluster,
-# every 15 s, reads the same snapshots) they are reused instead of recomputed.
-_LOCK = threading.Lock()
-_LAST: dict[str, tuple[tuple, object]] = {}
-
-
-def _reuse(key: str, inputs: tuple, compute):
-    with _LOCK:
-        hit = _LAST.get(key)
-    if hit is not None and len(hit[0]) == len(inputs) and all(a is b for a, b in zip(hit[0], inputs)):
-        return hit[1]
-    value = compute()
-    with _LOCK:
-        _LAST[key] = (inputs, value)
-    return value
-
-
-def cached_views(state: ClusterState) -> list[NodeView]:
-    """terway_node_* of every managed node (none without a cluster), sorted by name."""
-    if not state.kube_enabled:
-        return []
-    kube, cloud = state.kube, state.cloud
-
-    def compute() -> list[NodeView]:
-        return sorted(node_views(kube, cloud, effective_confs(kube)), key=lambda v: v.name)
-    # A node's view reads the cluster, the instance types and (legacy IPAM) the ENI census.
-    return _reuse("views", (kube, cloud.instance_types, cloud.census), compute)
 
 
 def full_match(pattern: str, value: str) -> bool:
@@ -79,7 +47,7 @@ class Context:
 
     @cached_property
     def views(self) -> list[NodeView]:
-        return cached_views(self.state)
+        return cached_node_views(self.state)
 
     def idle_ips(self, view: NodeView) -> int | None:
         """terway:node_idle_ips: only centralised-IPAM nodes (not prefix mode) have an idle count."""
@@ -109,7 +77,7 @@ class Context:
             return unique
         # What the checks read: the cluster, the cloud, the targets, the vSwitch step's status, the views.
         inputs = (state.kube, state.cloud, state.targets, state.sources.get("cloud_vswitches"), views)
-        return _reuse("problems", inputs, compute)
+        return reuse_while_same("problems", inputs, compute)
 
     @cached_property
     def configured_vswitch_ids(self) -> frozenset[str]:
@@ -179,7 +147,7 @@ class Context:
         if not self.state.kube_enabled or not synced(self.state, CONFIG_SOURCE):
             return None
         config = self.kube.controlplane_config
-        level = _reuse("degradation", (config,), lambda: degradation_level(self.kube))  # a YAML parse
+        level = reuse_while_same("degradation", (config,), lambda: degradation_level(self.kube))  # a YAML parse
         return None if level is None or isinstance(level, ConfigError) else level
 
     @cached_property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..collectors.eni import classify_detached
+from ..terway.enis import classify_detached
 from .context import Context
 from .model import Evidence
 

@@ -50,7 +50,7 @@ def status_page(report: Report, context: Mapping[str, Any]) -> bytes:
         "<h1>terway-exporter</h1>",
         f'<p class="meta">{escape(describe(context))}; judged at {escape(when)} (what '
         "<code>terway-exporter check</code> reports, refreshed with the metrics)</p>",
-        f'<p class="meta"><a href="/metrics">/metrics</a> (Prometheus metrics) · <a href="/healthz">/healthz</a> '
+        '<p class="meta"><a href="/metrics">/metrics</a> (Prometheus metrics) · <a href="/healthz">/healthz</a> '
         '(liveness) · <a href="/readyz">/readyz</a> (readiness: every source synced once)</p>',
         f'<p class="summary s-{report.status}" id="summary">{escape(summary_line(report))}</p>',
         "<h2>Findings</h2>",

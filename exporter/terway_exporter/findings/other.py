@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..collectors.families import synced
+from ..model.state import synced
 from .context import Context
 from .controlplane import _duration
 from .model import Evidence

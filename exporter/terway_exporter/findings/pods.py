@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+
 from .context import Context
 from .controlplane import _duration
 from .model import Evidence

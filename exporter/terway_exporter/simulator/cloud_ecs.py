@@ -22,7 +22,6 @@ do not exist are absent from list results.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass

@@ -44,7 +44,14 @@ import yaml
 from aiohttp import web
 
 from . import kube_pods as kp
-from .kube_select import SelectorError, Selector, matches_fields, matches_labels, parse_field_selector, parse_label_selector
+from .kube_select import (
+    Selector,
+    SelectorError,
+    matches_fields,
+    matches_labels,
+    parse_field_selector,
+    parse_label_selector,
+)
 from .kube_state import CRD_RESOURCES, RESOURCES, KubeSimulator
 from .kube_store import Expired, ResourceKind, decode_continue, encode_continue
 from .world import World
@@ -144,7 +151,7 @@ class KubeApi:
         if request.headers.get("Authorization") != f"Bearer {self.sim.token}":
             return status_response(401, "Unauthorized", "Unauthorized")
         if request.method != "GET":
-            return status_response(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+            return status_response(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         await self.thawed.wait()
         self.sim.before_request()
         parts = [p for p in request.path.split("/") if p]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from functools import lru_cache
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 # Terway applies per-node dynamic config as an RFC 7396 merge patch; steps use the same rule.

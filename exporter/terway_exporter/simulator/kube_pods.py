@@ -11,7 +11,16 @@ from typing import Any
 
 from . import kube_objects as ko
 from .kube_objects import (
-    TERWAY_IMAGE, TERWAY_TAG, controlplane_spec, coredns_spec, is_ignored, kube, rs_hash, short_hash, ts, uid,
+    TERWAY_IMAGE,
+    TERWAY_TAG,
+    controlplane_spec,
+    coredns_spec,
+    is_ignored,
+    kube,
+    rs_hash,
+    short_hash,
+    ts,
+    uid,
 )
 from .world import World, WorldNode
 

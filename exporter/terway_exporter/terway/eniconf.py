@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from ..sources.kube.snapshot import KubeNode, KubeSnapshot
+from ..model.kube import KubeNode, KubeSnapshot
 
 ENI_CONF_KEY = "eni_conf"
 CNI_CONF_KEY = "10-terway.conf"
@@ -409,3 +409,26 @@ def service_cidr_contains(cidrs: tuple[str, ...], ip: str) -> bool | None:
         except ValueError:
             continue  # an unparsable entry holds nothing
     return False
+
+
+def configured_vswitches(kube: KubeSnapshot) -> set[tuple[str, str]]:
+    """(vswitch_id, source) for every vSwitch some configuration names.
+
+    A dynamic config counts with the vSwitches its own `eni_conf` patch names (not the
+    ones it inherits from eni-config); an unparsable config names none (the config
+    checks report it).
+    """
+    pairs = {(v, "eni_config") for v in _named_vswitches(kube.eni_config)}
+    for data in kube.dynamic_configs.values():
+        pairs |= {(v, "node_config") for v in _named_vswitches(data)}
+    for node in (kube.terway_nodes or {}).values():
+        pairs |= {(v, "node_cr") for v in node.vswitch_ids if v}
+    pairs |= {(v, "pod_networking") for v in kube.pod_networking_vswitches if v}
+    return pairs
+
+
+def _named_vswitches(data: dict[str, str] | None) -> frozenset[str]:
+    if not data or ENI_CONF_KEY not in data:
+        return frozenset()
+    conf = parse_eni_conf(data[ENI_CONF_KEY])
+    return frozenset() if isinstance(conf, ConfigError) else conf.vswitch_ids

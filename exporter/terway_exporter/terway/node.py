@@ -23,9 +23,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..sources.cloud.snapshot import CloudSnapshot, InstanceTypeLimits
-from ..sources.kube.snapshot import KubeNode, KubeSnapshot, TerwayNodeCR
-from .eniconf import CTRL_CONFIG_KEY, ConfigError, Degradation, EniConf, conf_for_node, read_degradation
+from ..memo import reuse_while_same
+from ..model.cloud import CloudSnapshot, InstanceTypeLimits
+from ..model.kube import KubeNode, KubeSnapshot, TerwayNodeCR
+from ..model.state import ClusterState
+from .eniconf import (
+    CTRL_CONFIG_KEY,
+    ConfigError,
+    Degradation,
+    EniConf,
+    conf_for_node,
+    effective_confs,
+    read_degradation,
+)
 from .errors import CNI_CONFIG_MISSING, classify
 
 IPAM_CRD = "crd"
@@ -293,3 +303,16 @@ def degradation_level(kube: KubeSnapshot) -> str | ConfigError | None:
     """The degradation level the controlplane applies ("none" for a value it does not recognise)."""
     setting = degradation_setting(kube)
     return setting.level if isinstance(setting, Degradation) else setting
+
+
+def cached_node_views(state: ClusterState) -> list[NodeView]:
+    """terway_node_* of every managed node (none without a cluster), sorted by name; computed once
+    per snapshot for the collectors, the findings and `capacity`."""
+    if not state.kube_enabled:
+        return []
+    kube, cloud = state.kube, state.cloud
+
+    def compute() -> list[NodeView]:
+        return sorted(node_views(kube, cloud, effective_confs(kube)), key=lambda v: v.name)
+    # A node's view reads the cluster, the instance types and (legacy IPAM) the ENI census.
+    return reuse_while_same("views", (kube, cloud.instance_types, cloud.census), compute)

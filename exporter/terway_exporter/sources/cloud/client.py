@@ -30,7 +30,7 @@ from aliyunsdkcore.auth.credentials import StsTokenCredential
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.request import AcsRequest
 
-from ...hub import ExporterCounters
+from ...telemetry import ExporterCounters
 from .credentials import CredentialsError, ProviderSigner, scrub
 from .ratelimit import RateLimiter
 from .settings import CloudSettings

@@ -13,12 +13,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from ...model.cloud import Eni, InstanceTypeLimits, SecurityGroup, VSwitch
+from ...terway.enis import TERWAY_CREATORS
 from ...utf8 import valid_utf8
-from .snapshot import Eni, InstanceTypeLimits, SecurityGroup, VSwitch
 
 log = logging.getLogger(__name__)
 
-TERWAY_CREATORS = ("terway", "terway-controller")
 
 
 def _get(item: Any, key: str) -> Any:

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 class CloudSettings:
     """Settings of the Alibaba Cloud source.
 
-    IDs given here are merged with what the runtime derives from the cluster
-    (`hub.targets`); region and VPC from here win over the cluster's. Endpoints are
+    IDs given here (the flags) are merged with what the cluster names (terway/targets.py); region
+    and VPC from here win over the cluster's. `instance_types` are looked up even when no node has
+    them (`capacity`'s what-ifs). Endpoints are
     `host[:port]` (HTTPS) or a URL with a scheme; `None` means the public endpoint
     of the region.
     """
@@ -19,6 +20,7 @@ class CloudSettings:
     vpc_id: str | None = None
     vswitch_ids: frozenset[str] = frozenset()
     security_group_ids: frozenset[str] = frozenset()
+    instance_types: frozenset[str] = frozenset()
     ecs_endpoint: str | None = None
     vpc_endpoint: str | None = None
     quotas_endpoint: str | None = None

@@ -38,14 +38,25 @@ from aliyunsdkecs.request.v20140526.DescribeSecurityGroupsRequest import Describ
 from aliyunsdkquotas.request.v20200510.GetProductQuotaRequest import GetProductQuotaRequest
 from aliyunsdkvpc.request.v20160428.DescribeVSwitchesRequest import DescribeVSwitchesRequest
 
-from ...hub import SnapshotHub
-from ..status import SourceStatus
+from ...model.cloud import (
+    QUOTA_CENTER,
+    VPC_CENSUS,
+    CloudSnapshot,
+    CloudTargets,
+    Eni,
+    EniCensus,
+    InstanceTypeLimits,
+    VSwitch,
+)
+from ...model.kube import KubeSnapshot
+from ...model.status import SourceStatus
+from ...terway.targets import derive_targets
+from ..sink import SnapshotSink
 from . import ids, parse
 from .client import CloudApiError, CloudClient
 from .credentials import ChainProvider, CredentialOptions, ProviderSigner, default_provider, scrub
 from .ratelimit import RateLimiter
 from .settings import CloudSettings
-from .snapshot import QUOTA_CENTER, VPC_CENSUS, Eni, EniCensus, InstanceTypeLimits, VSwitch
 
 log = logging.getLogger(__name__)
 
@@ -160,20 +171,36 @@ async def token_pages(client: CloudClient, api: str, build: Callable[[str], AcsR
 
 
 class CloudSource:
-    """Polls the cloud for the hub. `run()` loops until cancelled; `poll_once()` and
-    `census_once()` run one round (for `collect` and tests) and return success."""
+    """Polls the cloud and publishes what it read into its sink (the hub). `run()` loops until
+    cancelled; `poll_once()` and `census_once()` run one round (for `collect` and tests) and
+    return success.
+
+    What to poll is decided here, at each round: the settings' IDs widened by what the cluster's
+    latest snapshot names (`cluster`, the Kubernetes source's `latest`; None without a cluster),
+    see terway/targets.py. The source keeps its own snapshot and statuses and never reads them back
+    from the sink.
+    """
 
     def __init__(
         self,
-        hub: SnapshotHub,
+        sink: SnapshotSink,
         settings: CloudSettings,
         *,
+        cluster: Callable[[], KubeSnapshot | None] | None = None,
         credentials: ChainProvider | Any | None = None,
         credential_options: CredentialOptions | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.hub = hub
+        self.sink = sink
         self.settings = settings
+        self._cluster = cluster
+        self.snapshot = CloudSnapshot()
+        self.statuses: dict[str, SourceStatus] = {}
+        self.explicit = CloudTargets(region_id=settings.region_id, vpc_id=settings.vpc_id,
+                                     vswitch_ids=frozenset(settings.vswitch_ids),
+                                     security_group_ids=frozenset(settings.security_group_ids),
+                                     instance_types=frozenset(settings.instance_types))
+        self._cluster_targets = self.explicit
         self._env = env
         self._provider = credentials or default_provider(env, credential_options)
         self._signer = ProviderSigner(self._provider)
@@ -188,8 +215,9 @@ class CloudSource:
         self._usage_from_census = False
         self._malformed_seen: set[str] = set()
         self._polled = asyncio.Event()
+        sink.publish_targets(self.explicit)
         for name in STATUS_NAMES:
-            hub.register(name)
+            sink.register(name)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -254,7 +282,7 @@ class CloudSource:
         """Settings merged with what the cluster names. A region, VPC or instance type from the
         cluster that is not shaped like one is dropped (vSwitch and security group IDs are kept:
         they are answered as missing, so the configuration checks name them)."""
-        cluster, s = self.hub.targets, self.settings
+        cluster, s = self._discover(), self.settings
         return Targets(
             region_id=s.region_id or self._well_formed("region", cluster.region_id),
             vpc_id=s.vpc_id or self._well_formed("vpc", cluster.vpc_id),
@@ -262,6 +290,18 @@ class CloudSource:
             security_group_ids=frozenset(s.security_group_ids) | cluster.security_group_ids,
             instance_types=frozenset(it for it in cluster.instance_types if self._well_formed("instance_type", it)),
         )
+
+    def _discover(self) -> CloudTargets:
+        """The settings' IDs widened by what the cluster's latest snapshot names; published, so the
+        checks and collectors read the very targets this poll used."""
+        kube = self._cluster() if self._cluster is not None else None
+        if kube is not None:
+            try:
+                self._cluster_targets = derive_targets(kube, self.explicit)
+            except Exception:  # never let odd cluster data stop the poll: keep the previous targets
+                log.exception("could not derive cloud targets from the cluster; keeping the previous ones")
+        self.sink.publish_targets(self._cluster_targets)
+        return self._cluster_targets
 
     def _well_formed(self, kind: str, value: str | None) -> str | None:
         if value is None or ids.well_formed(kind, value):
@@ -280,21 +320,21 @@ class CloudSource:
         """The configured VPC, else the one most target vSwitches belong to."""
         if targets.vpc_id:
             return targets.vpc_id
-        found = Counter(v.vpc_id for k, v in self.hub.cloud.vswitches.items() if v.vpc_id and k in targets.vswitch_ids)
-        return found.most_common(1)[0][0] if found else self.hub.cloud.vpc_id
+        found = Counter(v.vpc_id for k, v in self.snapshot.vswitches.items() if v.vpc_id and k in targets.vswitch_ids)
+        return found.most_common(1)[0][0] if found else self.snapshot.vpc_id
 
     def _client_for(self, region_id: str | None) -> CloudClient | None:
         if region_id is None:
             return None
         if self._client is None or self._client.region_id != region_id:
-            self._client = CloudClient(self.settings, region_id, self.hub.counters, self._signer,
+            self._client = CloudClient(self.settings, region_id, self.sink.counters, self._signer,
                                        self._limiter, self._executor, self._env)
         return self._client
 
     async def _step(self, name: str, fetch: Callable[[], Awaitable[dict[str, Any]]]) -> bool:
         """Run one step; publish its fields on success, keep the old ones on failure."""
         started, wall = time.monotonic(), time.time()
-        previous = self.hub.sources.get(name)
+        previous = self.statuses.get(name)
         try:
             if self._client is None:
                 raise StepError("region unknown: set --region or let the cluster name it")
@@ -305,14 +345,19 @@ class CloudSource:
             error = scrub(f"{type(err).__name__}: {err}", self._signer.secrets())
             log.error("cloud step %s failed: %s", name, error)
         else:
-            self.hub.publish_cloud(replace(self.hub.cloud, **changes))
-            self.hub.report(SourceStatus(name=name, up=True, last_success=wall,
-                                         last_duration=time.monotonic() - started))
+            self.snapshot = replace(self.snapshot, **changes)
+            self.sink.publish_cloud(self.snapshot)
+            self._report(SourceStatus(name=name, up=True, last_success=wall,
+                                      last_duration=time.monotonic() - started))
             return True
-        self.hub.report(SourceStatus(name=name, up=False, error=error,
-                                     last_success=previous.last_success if previous else None,
-                                     last_duration=time.monotonic() - started))
+        self._report(SourceStatus(name=name, up=False, error=error,
+                                  last_success=previous.last_success if previous else None,
+                                  last_duration=time.monotonic() - started))
         return False
+
+    def _report(self, status: SourceStatus) -> None:
+        self.statuses[status.name] = status
+        self.sink.report(status)
 
     # ------------------------------------------------------------------ steps
 
@@ -326,7 +371,7 @@ class CloudSource:
         (none configured, none found before), targets are asked for one by one until one names its VPC.
         """
         now = time.time()
-        vpc_id = t.vpc_id or self.hub.cloud.vpc_id
+        vpc_id = t.vpc_id or self.snapshot.vpc_id
         looked_up: dict[str, VSwitch | None] = {}
         if not vpc_id:
             if not t.vswitch_ids:
@@ -364,7 +409,7 @@ class CloudSource:
         changes: dict[str, Any] = {"vswitches": found, "missing_vswitches": frozenset(missing),
                                    "region_id": client.region_id}
         vpcs = Counter(v.vpc_id for v in found.values() if v.vpc_id)
-        changes["vpc_id"] = t.vpc_id or (vpcs.most_common(1)[0][0] if vpcs else vpc_id or self.hub.cloud.vpc_id)
+        changes["vpc_id"] = t.vpc_id or (vpcs.most_common(1)[0][0] if vpcs else vpc_id or self.snapshot.vpc_id)
         return changes
 
     async def _list_vswitches(self, client: CloudClient, vpc_id: str) -> list[VSwitch]:
@@ -437,7 +482,7 @@ class CloudSource:
             except CloudApiError as second:
                 raise StepError(f"{first}; fallback {second}") from None
         self._usage_from_census = usage is None
-        census = self.hub.cloud.census
+        census = self.snapshot.census
         source = QUOTA_CENTER if usage is not None else None
         if usage is None and census is not None:
             usage, source = census_quota_usage(census), VPC_CENSUS

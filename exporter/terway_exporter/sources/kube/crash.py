@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from ...model.kube import PodSummary
 from ...terway.errors import classify
 from .reflector import one_line
-from .snapshot import PodSummary
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ...model.kube import KubeNode, NodeCRNic, TerwayNodeCR
 from .fields import ProjectionError, flag, integer, items, name_of, obj, strings, text, timestamp
-from .snapshot import KubeNode, NodeCRNic, TerwayNodeCR
 
 LABEL_TERWAY_CONFIG = "terway-config"
 LABEL_IGNORE = "k8s.aliyun.com/ignore-by-terway"

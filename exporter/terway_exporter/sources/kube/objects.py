@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...model.kube import LeaseStatus, PodNetworkingRefs, WorkloadStatus
 from .fields import integer, items, name_of, obj, strings, text, timestamp
-from .snapshot import LeaseStatus, PodNetworkingRefs, WorkloadStatus
 
 DAEMONSET = "terway-eniip"
 CONTROLPLANE = "terway-controlplane"  # Deployment, Lease and ConfigMap share the name

@@ -15,8 +15,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ...model.kube import PodEni
 from .fields import items, name_of, obj, text
-from .snapshot import PodEni
 
 # Terway's allocationType.type of a fixed-IP allocation (IPAllocTypeFixed in types.go).
 FIXED = "Fixed"

@@ -20,7 +20,7 @@ included (`PodInitializing` when the pod has init containers). A pod counts when
   waits for storage and does not count;
 - or, where the pod does not report the condition (older clusters, feature gate off), a kubelet
   Warning on the pod says its sandbox network failed (`FailedCreatePodSandBox` naming the CNI, or
-  `NetworkNotReady`) within the last `SANDBOX_FAILURE_WINDOW` seconds. Without such an event a
+  `NetworkNotReady`) within the last `SANDBOX_FAILURE_WINDOW` seconds (model/kube.py). Without such an event a
   `ContainerCreating` pod is most likely pulling its image and does not count. The window keeps a
   pod whose sandbox failed once and then got its network, and now pulls, from counting until it
   runs: the kubelet repeats the event while the failure lasts (client-go's event spam filter,
@@ -39,16 +39,14 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from ...model.kube import ContainerStatus, PodSummary, WaitingPod
 from .events import EventRecord
 from .fields import ProjectionError, flag, integer, items, name_of, obj, text, timestamp
-from .snapshot import ContainerStatus, PodSummary, WaitingPod
 
 # The kubelet's default waiting reasons for containers not started yet (sandbox, image pull...):
 # `PodInitializing` for every container of a pod with init containers, `ContainerCreating` otherwise.
 NOT_STARTED_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
 SANDBOX_CONDITION = "PodReadyToStartContainers"
-# Seconds a sandbox-network failure event keeps a pod without the condition counted (see above).
-SANDBOX_FAILURE_WINDOW = 600.0
 
 
 def project_pod_summary(raw: dict[str, Any]) -> PodSummary:
@@ -113,15 +111,6 @@ def join_pod_waits(pending: Mapping[str, WaitingPod], events: Mapping[str, Any])
         joined[key] = dataclasses.replace(pod, network_failed_at=failed_at, volume_wait=on_volume) if (
             failed_at is not None or on_volume) else pod
     return joined
-
-
-def waits_for_network(pod: WaitingPod, now: float) -> bool:
-    """Whether a pending pod counts as waiting for its network (rules in the module docstring)."""
-    if pod.sandbox_ready is False:
-        return pod.network_failed_at is not None or not pod.volume_wait
-    if pod.sandbox_ready is None and pod.network_failed_at is not None:
-        return now - pod.network_failed_at <= SANDBOX_FAILURE_WINDOW
-    return False
 
 
 def _container(raw: dict[str, Any]) -> ContainerStatus:

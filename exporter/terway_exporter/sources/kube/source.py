@@ -1,7 +1,7 @@
 """The Kubernetes source: reflectors for every resource in resources.py, one KubeSnapshot.
 
 `run()` keeps a list-then-watch reflector per resource, and publishes a new snapshot
-through the hub whenever a store changes (bursts coalesced: at most one publish per
+through its sink (the hub) whenever a store changes (bursts coalesced: at most one publish per
 `publish_interval`). The first snapshot waits until every reflector has tried its first
 list, so collectors never see a half-listed cluster (e.g. nodes without their Node CRs,
 which would read as legacy IPAM). `sync_once()` lists everything once for `collect`.
@@ -27,15 +27,15 @@ from typing import Any
 
 from kubernetes.aio import client, config
 
-from ...hub import SnapshotHub
-from ..status import SourceStatus
+from ...model.kube import KubeSnapshot
+from ...model.status import SourceStatus
+from ..sink import SnapshotSink
 from .crash import CrashCauses
 from .events import EventTally
 from .objects import CONTROLPLANE, COREDNS, DAEMONSET, ENI_CONFIG, KUBERNETES_SERVICE
 from .pods import join_pod_waits
 from .reflector import Reflector, ReflectorSettings, ReflectorStatus, one_line
 from .resources import STATUS_GROUPS, read_previous_terway_log, resource_specs
-from .snapshot import KubeSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,15 @@ class KubeSettings:
 
 
 class KubeSource:
-    def __init__(self, hub: SnapshotHub, settings: KubeSettings | None = None) -> None:
-        self.hub = hub
+    def __init__(self, sink: SnapshotSink, settings: KubeSettings | None = None) -> None:
+        self.sink = sink
         self.settings = settings or KubeSettings()
+        # The source's own state: its latest snapshot (the cloud source derives its targets from it)
+        # and the statuses it last reported; nothing is read back from the sink.
+        self.latest: KubeSnapshot | None = None
+        self.statuses: dict[str, SourceStatus] = {}
         for name in STATUS_GROUPS:
-            hub.register(name)
+            sink.register(name)
         self._reflectors: dict[str, Reflector[Any]] = {}
         self._tally = EventTally(since=0.0)
         self._crash = CrashCauses()
@@ -99,7 +103,7 @@ class KubeSource:
                 await asyncio.sleep(delay)
 
     async def sync_once(self) -> KubeSnapshot:
-        """List every resource once and return the snapshot (the `collect` command)."""
+        """List every resource once, publish the snapshot and return it (the `collect` command)."""
         try:
             async with open_api_client(self.settings) as api:
                 # One-shot: every event present counts, unless the caller bounds them (`check`).
@@ -115,9 +119,12 @@ class KubeSource:
         except (OSError, ValueError, TypeError, config.ConfigException) as err:
             log.error("kubernetes: cannot configure the API client: %s", one_line(err))
             self._report_unconfigured(err)
-            return KubeSnapshot()
-        self._report_statuses()
-        return self._snapshot()
+            snapshot = KubeSnapshot()
+        else:
+            self._report_statuses()
+            snapshot = self._snapshot()
+        self._publish(snapshot)
+        return snapshot
 
     # ------------------------------------------------------------------ internals
 
@@ -126,7 +133,7 @@ class KubeSource:
         settings = self.settings.reflector_settings()
         self._reflectors = {
             name: Reflector(
-                spec, settings, count_restart=self.hub.counters.count_watch_restart, on_change=self._changed,
+                spec, settings, count_restart=self.sink.counters.count_watch_restart, on_change=self._changed,
                 observe=self._tally.observe if name == "events" else None,
             )
             for name, spec in resource_specs(api, self.settings.namespace).items()
@@ -162,7 +169,7 @@ class KubeSource:
                 generations = tuple(r.generation for r in self._reflectors.values()) + (self._crash.generation,)
                 if generations != self._published:  # status-only changes need no new snapshot
                     self._published = generations
-                    self.hub.publish_kube(self._snapshot())
+                    self._publish(self._snapshot())
             await asyncio.sleep(self.settings.publish_interval)
 
     async def _crash_loop(self, api: client.ApiClient) -> None:
@@ -172,6 +179,14 @@ class KubeSource:
             self._crash_wakeup.clear()
             if await self._crash.refresh(dict(self._reflectors["daemon_pods"].items), read_log):
                 self._dirty.set()
+
+    def _publish(self, snapshot: KubeSnapshot) -> None:
+        self.latest = snapshot
+        self.sink.publish_kube(snapshot)
+
+    def _report(self, status: SourceStatus) -> None:
+        self.statuses[status.name] = status
+        self.sink.report(status)
 
     def _snapshot(self) -> KubeSnapshot:
         stores = {name: r.items for name, r in self._reflectors.items()}
@@ -183,12 +198,12 @@ class KubeSource:
     def _report_statuses(self) -> None:
         for group, members in STATUS_GROUPS.items():
             status = group_status(group, {m: self._reflectors[m].status for m in members if m in self._reflectors})
-            if status is not None and status != self.hub.sources.get(group):
-                self.hub.report(status)
+            if status is not None and status != self.statuses.get(group):
+                self._report(status)
 
     def _report_unconfigured(self, err: BaseException) -> None:
         for group in STATUS_GROUPS:
-            self.hub.report(SourceStatus(name=group, attempted=True, up=False,
+            self._report(SourceStatus(name=group, attempted=True, up=False,
                                          error=f"cannot configure the Kubernetes client: {one_line(err)}"))
 
 

@@ -173,3 +173,16 @@ class KubeSnapshot:
     # "namespace/name" -> PodENI; {} when the CRD is not installed; None until PodENIs were first
     # listed (unknown: an ENI a fixed-IP pod keeps must then not be called leaked).
     pod_enis: dict[str, PodEni] | None = None
+
+
+# Seconds a sandbox-network failure event keeps a pod without the condition counted (see sources/kube/pods.py).
+SANDBOX_FAILURE_WINDOW = 600.0
+
+
+def waits_for_network(pod: WaitingPod, now: float) -> bool:
+    """Whether a pending pod counts as waiting for its network (the rules: sources/kube/pods.py's docstring)."""
+    if pod.sandbox_ready is False:
+        return pod.network_failed_at is not None or not pod.volume_wait
+    if pod.sandbox_ready is None and pod.network_failed_at is not None:
+        return now - pod.network_failed_at <= SANDBOX_FAILURE_WINDOW
+    return False

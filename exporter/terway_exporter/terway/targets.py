@@ -12,9 +12,9 @@ from collections import Counter
 
 import yaml
 
-from .sources.cloud.snapshot import CloudTargets
-from .sources.kube.snapshot import KubeSnapshot
-from .terway.eniconf import CTRL_CONFIG_KEY, EniConf, effective_confs
+from ..model.cloud import CloudTargets
+from ..model.kube import KubeSnapshot
+from .eniconf import CTRL_CONFIG_KEY, EniConf, effective_confs
 
 
 def derive_targets(kube: KubeSnapshot, explicit: CloudTargets) -> CloudTargets:
