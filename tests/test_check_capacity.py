@@ -31,8 +31,8 @@ import pytest
 import yaml
 
 from terway_exporter.cli import main as cli_main
-from terway_exporter.simulator.run import start_simulators
-from terway_exporter.simulator.world import load_world, read_scenario, scenario_names
+from terway_simulator.run import start_simulators
+from terway_simulator.world import load_world, read_scenario, scenario_names
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "check.schema.json").read_text())
 SIZES = {"scale": {"nodes": 50}}  # the benchmark cluster at a size a test serves quickly

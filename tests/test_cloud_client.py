@@ -11,7 +11,7 @@ import pytest
 
 from support.cloud import settings_for, simulated_cloud, static_env, targets_for
 from terway_exporter.hub import SnapshotHub
-from terway_exporter.simulator.world import build_world, read_scenario
+from terway_simulator.world import build_world, read_scenario
 from terway_exporter.sources.cloud.client import endpoint_url, proxies_for
 from terway_exporter.sources.cloud.ratelimit import RateLimiter
 from terway_exporter.sources.cloud.source import CloudSource

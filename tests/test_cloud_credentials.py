@@ -15,8 +15,8 @@ from support.cloud import render, settings_for, simulated_cloud, static_env, tar
 from terway_exporter.collectors import eni, vswitch
 from terway_exporter.collectors.exporter import COLLECTORS as SELF_COLLECTORS
 from terway_exporter.hub import SnapshotHub
-from terway_exporter.simulator.credentials_api import start_credentials_simulator
-from terway_exporter.simulator.world import World, build_world, read_scenario
+from terway_simulator.credentials_api import start_credentials_simulator
+from terway_simulator.world import World, build_world, read_scenario
 from terway_exporter.sources.cloud.credentials import CredentialOptions, scrub
 from terway_exporter.sources.cloud.source import CloudSource
 

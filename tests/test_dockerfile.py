@@ -260,7 +260,7 @@ def test_wheels_build_and_install_offline_and_the_entrypoint_runs(tmp_path: Path
     # and it is the wheel's copy that runs.
     listed = subprocess.run([str(python), "-c", "import importlib.resources as r, terway_exporter as t; "
                              "print(t.__file__); print(sorted(p.name for p in "
-                             "r.files('terway_exporter.simulator').joinpath('scenarios').iterdir()))"],
+                             "r.files('terway_simulator').joinpath('scenarios').iterdir()))"],
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert listed.returncode == 0 and ".yaml" in listed.stdout, listed.stderr
     assert listed.stdout.splitlines()[0].startswith(site), listed.stdout

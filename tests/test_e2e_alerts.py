@@ -27,7 +27,7 @@ from support.agreement import (
     run_check,
 )
 from support.stack import RULES_FILE, MonitoringStack, free_port, shorten_for, start_demo, wait_until
-from terway_exporter.simulator.world import scenario_names
+from terway_simulator.world import scenario_names
 from terway_exporter.sources.kube.events import ALERT_WINDOW_SECONDS
 
 RUNBOOK_BASE = "https://github.com/terway-exporter/terway-exporter/blob/main/docs/runbooks/"

@@ -20,7 +20,7 @@ from support.cloud import settings_for, simulated_cloud, static_env, targets_for
 from terway_exporter.collectors.registry import all_collectors
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.render import Renderer
-from terway_exporter.simulator.world import build_world
+from terway_simulator.world import build_world
 from terway_exporter.sources.cloud import parse
 from terway_exporter.sources.cloud.ids import well_formed
 from terway_exporter.sources.cloud.source import CloudSource

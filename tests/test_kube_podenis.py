@@ -18,8 +18,8 @@ from terway_exporter.hub import SnapshotHub
 from terway_exporter.model.cloud import CloudSnapshot, Eni
 from terway_exporter.model.kube import KubeSnapshot, PodEni
 from terway_exporter.model.state import ClusterState
-from terway_exporter.simulator.kube_api import simulator_of, start_kube_simulator, write_kubeconfig
-from terway_exporter.simulator.world import WorldPodEni, build_world, read_scenario
+from terway_simulator.kube_api import simulator_of, start_kube_simulator, write_kubeconfig
+from terway_simulator.world import WorldPodEni, build_world, read_scenario
 from terway_exporter.sources.cloud.source import detached_terway_enis
 from terway_exporter.sources.kube.fields import ProjectionError
 from terway_exporter.sources.kube.podenis import project_pod_eni

@@ -18,9 +18,9 @@ import pytest
 
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.model.kube import KubeSnapshot, waits_for_network
-from terway_exporter.simulator.kube_api import simulator_of, start_kube_simulator, write_kubeconfig
-from terway_exporter.simulator.kube_state import KubeSimulator
-from terway_exporter.simulator.world import build_world
+from terway_simulator.kube_api import simulator_of, start_kube_simulator, write_kubeconfig
+from terway_simulator.kube_state import KubeSimulator
+from terway_simulator.world import build_world
 from terway_exporter.sources.kube.resources import STATUS_GROUPS
 from terway_exporter.sources.kube.source import KubeSettings, KubeSource
 

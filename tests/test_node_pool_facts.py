@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from terway_exporter.config import resolve
 from terway_exporter.runtime import Runtime
-from terway_exporter.simulator.run import start_simulators
-from terway_exporter.simulator.world import ScenarioError, World, build_world, load_world, read_scenario
+from terway_simulator.run import start_simulators
+from terway_simulator.world import ScenarioError, World, build_world, load_world, read_scenario
 
 Sample = tuple[str, dict[str, str], float]
 NORMAL, PREFIX = "cn-hangzhou.192.168.0.10", "cn-hangzhou.192.168.0.20"

@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from terway_exporter.config import resolve
 from terway_exporter.runtime import Runtime
-from terway_exporter.simulator.run import start_simulators
-from terway_exporter.simulator.world import load_world
+from terway_simulator.run import start_simulators
+from terway_simulator.world import load_world
 
 Sample = tuple[str, dict[str, str], float]
 

@@ -29,10 +29,10 @@ from aliyunsdkecs.request.v20140526.DescribeSecurityGroupsRequest import Describ
 from aliyunsdkquotas.request.v20200510.GetProductQuotaRequest import GetProductQuotaRequest
 from aliyunsdkvpc.request.v20160428.DescribeVSwitchesRequest import DescribeVSwitchesRequest
 
-from terway_exporter.simulator.cloud_api import make_cloud_app, start_cloud_simulator
-from terway_exporter.simulator.cloud_http import start_app
-from terway_exporter.simulator.credentials_api import start_credentials_simulator
-from terway_exporter.simulator.world import ScenarioError, World, build_world, load_world, scenario_names
+from terway_simulator.cloud_api import make_cloud_app, start_cloud_simulator
+from terway_simulator.cloud_http import start_app
+from terway_simulator.credentials_api import start_credentials_simulator
+from terway_simulator.world import ScenarioError, World, build_world, load_world, scenario_names
 
 REQUEST_ID = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
 NO_PROXY = {"http": None, "https": None}

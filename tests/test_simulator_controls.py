@@ -7,8 +7,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from terway_exporter.simulator.credentials_api import start_credentials_simulator
-from terway_exporter.simulator.run import start_simulators
+from terway_simulator.credentials_api import start_credentials_simulator
+from terway_simulator.run import start_simulators
 from test_simulator_cloud import Sim, _clean_env, serve, small_world, vswitches  # noqa: F401
 
 TOKEN = {"Authorization": "Bearer terway-sim-token"}

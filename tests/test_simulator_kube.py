@@ -22,9 +22,9 @@ from kubernetes.aio import config as aio_config
 from kubernetes.aio import watch as aio_watch
 from kubernetes.client.exceptions import ApiException
 
-from terway_exporter.simulator.kube_api import DEFAULT_TOKEN, simulator_of, start_kube_simulator, write_kubeconfig
-from terway_exporter.simulator.kube_podenis import pod_enis
-from terway_exporter.simulator.world import build_world, load_world, read_scenario, scenario_names
+from terway_simulator.kube_api import DEFAULT_TOKEN, simulator_of, start_kube_simulator, write_kubeconfig
+from terway_simulator.kube_podenis import pod_enis
+from terway_simulator.world import build_world, load_world, read_scenario, scenario_names
 
 CRD_DIR = Path(__file__).resolve().parent / "crds"
 NODE = "cn-hangzhou.192.168.0.10"

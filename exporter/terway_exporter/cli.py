@@ -248,7 +248,7 @@ def _capacity(args: argparse.Namespace, options: dict[str, Any]) -> int:
 
 
 def _load_world(args: argparse.Namespace):
-    from .simulator.world import ScenarioError, load_world
+    from terway_simulator.world import ScenarioError, load_world
 
     try:
         return load_world(args.scenario, {"nodes": args.nodes} if args.nodes else None)
@@ -257,7 +257,7 @@ def _load_world(args: argparse.Namespace):
 
 
 def _simulate(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    from .simulator.run import serve_simulators
+    from terway_simulator.run import serve_simulators
 
     world = _load_world(args)
     kubeconfig = args.kubeconfig_out or os.path.join(tempfile.mkdtemp(prefix="terway-sim-"), "kubeconfig")
@@ -266,7 +266,7 @@ def _simulate(args: argparse.Namespace, options: dict[str, Any]) -> int:
 
 
 def _demo(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    from .simulator.run import run_demo
+    from terway_simulator.run import run_demo
 
     try:
         host, port = parse_listen_address(args.listen_address)

@@ -29,8 +29,8 @@ from terway_exporter.cli import main as cli_main
 # first scrape plus 10 minutes), a scrape or more apart: past that age the two are not compared on this signal.
 from terway_exporter.findings.credentials import EXPORTER_CALLS as OWN_CALLS
 from terway_exporter.findings.credentials import TERWAY_EVENTS
-from terway_exporter.simulator.cloud_faults import parse_faults
-from terway_exporter.simulator.world import load_world
+from terway_simulator.cloud_faults import parse_faults
+from terway_simulator.world import load_world
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 # Terway applies per-node dynamic config as an RFC 7396 merge patch; steps use the same rule.
-from ..terway.eniconf import merge_patch
+from terway_exporter.terway.eniconf import merge_patch
 from . import kube_events
 from .world import World, WorldNode
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-SCENARIO_PACKAGE = "terway_exporter.simulator.scenarios"
+SCENARIO_PACKAGE = "terway_simulator.scenarios"
 
 
 class ScenarioError(ValueError):

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import resolve
+from terway_exporter.config import resolve
 from .world import World
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,8 @@ async def serve_simulators(world: World, kubeconfig: str, cloud_port: int = 0, k
 
 async def run_demo(world: World, host: str, port: int, base_options: dict[str, Any]) -> None:
     """`terway-exporter demo`: simulators plus an exporter serving against them."""
-    from ..runtime import Runtime
-    from ..sources.kube.events import ALERT_WINDOW_SECONDS
+    from terway_exporter.runtime import Runtime
+    from terway_exporter.sources.kube.events import ALERT_WINDOW_SECONDS
 
     kubeconfig = os.path.join(tempfile.mkdtemp(prefix="terway-demo-"), "kubeconfig")
     sims = await start_simulators(world, kubeconfig)

@@ -28,7 +28,7 @@ import hashlib
 import ipaddress
 from typing import Any
 
-from ..terway.eniconf import merge_patch
+from terway_exporter.terway.eniconf import merge_patch
 from .world import ScenarioError, World, WorldEni, WorldIP, WorldNode
 
 NODE_FIELDS = frozenset({"ready", "ready_message", "sufficient_ip", "labels", "annotations", "min_pool_size",
