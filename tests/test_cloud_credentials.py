@@ -15,10 +15,12 @@ from support.cloud import render, settings_for, simulated_cloud, static_env, tar
 from terway_exporter.collectors import eni, vswitch
 from terway_exporter.collectors.exporter import COLLECTORS as SELF_COLLECTORS
 from terway_exporter.hub import SnapshotHub
+from terway_exporter.logs import JsonFormatter, ScrubbingFormatter
+from terway_exporter.redact import scrub
+from terway_exporter.sources.cloud.credentials import CredentialOptions
+from terway_exporter.sources.cloud.source import CloudSource
 from terway_simulator.credentials_api import start_credentials_simulator
 from terway_simulator.world import World, build_world, read_scenario
-from terway_exporter.sources.cloud.credentials import CredentialOptions, scrub
-from terway_exporter.sources.cloud.source import CloudSource
 
 OIDC_TOKEN = "eyJhbGciOiJSUzI1NiJ9.sim-oidc-token-payload.c2lnbmF0dXJl"
 ROLE_ARN = "acs:ram::1234567890123456:role/terway-exporter"
@@ -154,6 +156,18 @@ def test_scrub_removes_string_to_sign_parameters_and_known_values():
     for secret in ("LTAIx", "abc%3D", token, "s3cr3t"):
         assert secret not in text
     assert "\n" not in scrub("line one\nline two")
+
+
+@pytest.mark.parametrize("formatter", [ScrubbingFormatter("%(message)s"), JsonFormatter()])
+def test_log_records_go_through_the_same_scrubber(formatter):
+    """One scrubber for error strings and log lines: a traceback keeps its lines, loses its secrets."""
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "call failed: %s\nnext line",
+                               ("url=/?AccessKeyId=LTAI5tAbCdEfGh&Signature=abc%3D Authorization: Bearer eyJhbGc.x",),
+                               None)
+    line = formatter.format(record)
+    for secret in ("LTAI5tAbCdEfGh", "abc%3D", "eyJhbGc.x"):
+        assert secret not in line
+    assert "call failed" in line and "next line" in line
 
 
 def secrets_of(world: World, *extra: str) -> set[str]:

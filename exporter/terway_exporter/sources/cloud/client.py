@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -30,8 +29,10 @@ from aliyunsdkcore.auth.credentials import StsTokenCredential
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.request import AcsRequest
 
+from ...backoff import backoff_delay
+from ...redact import scrub
 from ...telemetry import ExporterCounters
-from .credentials import CredentialsError, ProviderSigner, scrub
+from .credentials import CredentialsError, ProviderSigner
 from .ratelimit import RateLimiter
 from .settings import CloudSettings
 
@@ -249,9 +250,9 @@ class CloudClient:
         raise AssertionError("unreachable")
 
     def _backoff(self, attempt: int, failure: Failure) -> float:
-        base = self._settings.retry_base_delay * (2 if failure.throttled else 1)
-        delay = min(self._settings.retry_max_delay, base * 2 ** (attempt - 1))
-        return delay / 2 + random.uniform(0, delay / 2)  # jitter: spread retries of parallel calls
+        # A throttled call starts from twice the delay: the limit is per minute (ratelimit.py).
+        initial = self._settings.retry_base_delay * (2 if failure.throttled else 1)
+        return backoff_delay(attempt, initial, self._settings.retry_max_delay)
 
 
 class _InvalidResponse(ClientException):

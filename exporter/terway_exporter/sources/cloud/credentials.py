@@ -1,5 +1,5 @@
 """Credentials for the cloud source: the standard Alibaba Cloud chain, bridged into
-the legacy `aliyunsdkcore` client, plus the scrubber that keeps secrets out of logs.
+the legacy `aliyunsdkcore` client (errors are scrubbed with redact.py).
 
 The chain mirrors `alibabacloud_credentials`' default chain (environment AK/STS →
 RRSA OIDC → CLI profile → profile file → ECS RAM role → credentials URI) and uses
@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from alibabacloud_credentials.http import HttpOptions
 from alibabacloud_credentials.provider import (
@@ -36,20 +34,9 @@ from alibabacloud_credentials.provider import (
 )
 from aliyunsdkcore.auth.signers.signer import Signer
 
+from ...redact import scrub
+
 log = logging.getLogger(__name__)
-
-REDACTED = "<redacted>"
-# Parameter names whose values are secrets or derived from them, in query strings,
-# form bodies, JSON and "k: v" text, raw or percent-encoded once or twice.
-_SECRET_PARAMS = re.compile(
-    r"(?i)(AccessKeyId|AccessKeySecret|SecurityToken|Signature|OIDCToken|Credential|"
-    r"access_key_id|access_key_secret|security_token)"
-    r"((?:=|%3D|%253D)|\"?\s*:\s*\"?)([^&\s\"',}]+)"
-)
-# The SDK and the server echo the StringToSign (it holds the AK and the STS token).
-_STRING_TO_SIGN = re.compile(r"(?is)(string\s*to\s*sign\s*(?:is)?\s*:?).*")
-MAX_MESSAGE = 300
-
 
 class CredentialsError(Exception):
     """No credential could be obtained; the message is already scrubbed."""
@@ -61,18 +48,6 @@ class Credential:
     access_key_secret: str = field(repr=False)
     security_token: str | None = field(default=None, repr=False)
     provider: str = ""
-
-
-def scrub(text: object, secrets: tuple[str, ...] = ()) -> str:
-    """One line of `text` with every credential removed, at most MAX_MESSAGE chars."""
-    out = _STRING_TO_SIGN.sub(lambda m: m.group(1) + REDACTED, str(text))
-    out = _SECRET_PARAMS.sub(lambda m: m.group(1) + m.group(2) + REDACTED, out)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            for form in {secret, quote(secret, safe=""), quote(quote(secret, safe=""), safe="")}:
-                out = out.replace(form, REDACTED)
-    out = " ".join(out.split())
-    return out if len(out) <= MAX_MESSAGE else out[: MAX_MESSAGE - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,11 +50,12 @@ from ...model.cloud import (
 )
 from ...model.kube import KubeSnapshot
 from ...model.status import SourceStatus
+from ...redact import scrub
 from ...terway.targets import derive_targets
 from ..sink import SnapshotSink
 from . import ids, parse
 from .client import CloudApiError, CloudClient
-from .credentials import ChainProvider, CredentialOptions, ProviderSigner, default_provider, scrub
+from .credentials import ChainProvider, CredentialOptions, ProviderSigner, default_provider
 from .ratelimit import RateLimiter
 from .settings import CloudSettings
 

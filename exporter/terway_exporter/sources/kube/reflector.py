@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 
 import aiohttp
 
+from ...backoff import backoff_delay
 from .fields import ProjectionError, namespaced_key
 
 log = logging.getLogger(__name__)
@@ -395,9 +396,7 @@ class Reflector(Generic[T]):
         return self._connected_at is not None and time.monotonic() - self._connected_at > delay
 
     def _backoff(self, failures: int) -> float:
-        """Jittered exponential backoff: initial * 2^(n-1), capped, times a factor in [0.5, 1.5)."""
-        base = min(self.settings.backoff_initial * 2 ** min(failures - 1, 30), self.settings.backoff_max)
-        return base * (0.5 + self._rng.random())
+        return backoff_delay(failures, self.settings.backoff_initial, self.settings.backoff_max, self._rng)
 
 
 async def ndjson_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from kubernetes.aio import client, config
 
+from ...backoff import backoff_delay
 from ...model.kube import KubeSnapshot
 from ...model.status import SourceStatus
 from ..sink import SnapshotSink
@@ -97,7 +98,7 @@ class KubeSource:
                     await self._watch_all(api, since)
             except (OSError, ValueError, TypeError, config.ConfigException) as err:
                 failures += 1
-                delay = min(self.settings.backoff_initial * 2 ** min(failures, 10), self.settings.backoff_max)
+                delay = backoff_delay(failures, self.settings.backoff_initial, self.settings.backoff_max)
                 self._report_unconfigured(err)
                 log.error("kubernetes: cannot configure the API client: %s; retrying in %.0f s", one_line(err), delay)
                 await asyncio.sleep(delay)
