@@ -8,27 +8,12 @@ from pathlib import Path
 import yaml
 from kubernetes.aio import client
 
-from terway_exporter.sources.kube.resources import resource_specs
+from terway_exporter.sources.kube.resources import RESOURCES, resource_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# reflector -> (API group, resource) its list/watch needs; a new reflector must be added here and to the role.
-NEEDS = {
-    "nodes": ("", "nodes"),
-    "terway_nodes": ("network.alibabacloud.com", "nodes"),
-    "daemon_pods": ("", "pods"),
-    "controlplane_pods": ("", "pods"),
-    "coredns_pods": ("", "pods"),
-    "pending_pods": ("", "pods"),
-    "events": ("", "events"),
-    "daemonsets": ("apps", "daemonsets"),
-    "deployments": ("apps", "deployments"),
-    "leases": ("coordination.k8s.io", "leases"),
-    "configmaps": ("", "configmaps"),
-    "services": ("", "services"),
-    "pod_networkings": ("network.alibabacloud.com", "podnetworkings"),
-    "pod_enis": ("network.alibabacloud.com", "podenis"),
-}
+# reflector -> (API group, resource) its list/watch needs, from the one declaration of each resource.
+NEEDS = {r.name: (r.api_group, r.plural) for r in RESOURCES}
 
 
 def _grants(rules: list[dict]) -> set[tuple[str, str, str]]:
@@ -42,7 +27,8 @@ def _doc_rules() -> list[dict]:
 
 
 def test_the_role_covers_every_reflector_and_nothing_writes():
-    assert set(resource_specs(client.ApiClient(client.Configuration()), "kube-system")) == set(NEEDS)
+    specs = resource_specs(client.ApiClient(client.Configuration()), "kube-system")
+    assert set(specs) == set(NEEDS) and len(RESOURCES) == len(NEEDS), "one declaration per reflector"
     grants = _grants(_doc_rules())
     for group, resource in NEEDS.values():
         assert {(group, resource, "list"), (group, resource, "watch")} <= grants, (group, resource)
