@@ -286,8 +286,7 @@ def wsgi_app(hub: SnapshotHub) -> Callable[..., Iterable[bytes]]:
 
 async def serve(options: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
-    settings = ExporterSettings(leak_grace_period=options["leak_grace_period"],
-                                terway_namespace=options["terway_namespace"])
+    settings = ExporterSettings(leak_grace_period=options["leak_grace_period"])
     hub = SnapshotHub(settings)
     hub.bind_loop(loop)
     kube = ModelKubeSource(hub, loop, options["kubeconfig"], options["terway_namespace"])

@@ -49,11 +49,6 @@ from .terway.node import (
 PREFIX_SIZE = 16  # a /28 IPv4 prefix
 # Limits, in the order they are named when two allow the same number.
 VSWITCH_IPS, ENI_QUOTA, NODE_CAPACITY = "vswitch_ips", "eni_quota", "node_capacity"
-LIMIT_WORDS = {
-    VSWITCH_IPS: "the zone's vSwitch IPs",
-    ENI_QUOTA: "the region's ENI quota",
-    NODE_CAPACITY: "the nodes' IP capacity",
-}
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,10 +78,7 @@ class Runtime:
     url_scheme: str = "http"  # https once serve() runs with TLS (--web.config.file)
 
     def __post_init__(self) -> None:
-        settings = ExporterSettings(
-            leak_grace_period=self.options["leak_grace_period"],
-            terway_namespace=self.options["terway_namespace"],
-        )
+        settings = ExporterSettings(leak_grace_period=self.options["leak_grace_period"])
         self.hub = SnapshotHub(settings, kube_enabled=not self.options["no_kubernetes"])
         selection = FamilySelection(allow=self.options["metric_allowlist"], deny=self.options["metric_denylist"],
                                     per_node=not self.options["no_node_metrics"],

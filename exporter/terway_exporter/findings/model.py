@@ -29,7 +29,6 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("dns", "Cluster DNS"),
     ("exporter", "The exporter's own sources"),
 )
-AREA_TITLES = dict(AREAS)
 
 # Exit codes of `check` (docs/cli.md).
 EXIT_NO_FINDING, EXIT_WARNING, EXIT_CRITICAL, EXIT_NOT_CHECKED = 0, 1, 2, 3

@@ -55,7 +55,6 @@ class InstanceTypeLimits:
     ipv6_per_eni: int = 0  # EniIpv6AddressQuantity
     eni_total_quantity: int = 0  # EniTotalQuantity
     trunk_supported: bool = False  # EniTrunkSupported
-    eri_quantity: int = 0  # EriQuantity
 
 
 @dataclass(frozen=True, slots=True)

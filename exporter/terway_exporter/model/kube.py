@@ -33,7 +33,6 @@ class NodeCRNic:
     eni_id: str
     status: str  # InUse, Attaching, Detaching, Deleting
     vswitch_id: str = ""
-    network_interface_type: str = ""  # Secondary, Trunk
     unschedulable: bool = False
     conditions: tuple[str, ...] = ()  # e.g. ("InsufficientIP",)
     # Counts, not per-address records: 175,000 records at 5,000 nodes were most of the exporter's

@@ -46,7 +46,6 @@ class ExporterSettings:
     """Settings some collectors need (thresholds that are configuration, not data)."""
 
     leak_grace_period: float = 900.0
-    terway_namespace: str = "kube-system"
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,7 +150,6 @@ def parse_instance_type(item: Any) -> InstanceTypeLimits:
         ipv6_per_eni=_count(item, "EniIpv6AddressQuantity"),
         eni_total_quantity=_count(item, "EniTotalQuantity"),
         trunk_supported=trunk is True or str(trunk).lower() == "true",
-        eri_quantity=_count(item, "EriQuantity"),
     )
 
 

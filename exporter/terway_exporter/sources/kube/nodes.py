@@ -76,7 +76,6 @@ def _nic(eni_id: str, raw: dict[str, Any]) -> NodeCRNic:
         eni_id=text(raw, "id") or eni_id,
         status=sys.intern(text(raw, "status")),
         vswitch_id=sys.intern(text(raw, "vSwitchID")),
-        network_interface_type=sys.intern(text(raw, "networkInterfaceType")),
         unschedulable=flag(raw, "unschedulable"),
         conditions=tuple(sys.intern(c) for c in sorted(obj(raw, "conditions"))),
         ipv4_in_use=in_use,
