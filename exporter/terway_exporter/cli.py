@@ -266,7 +266,7 @@ def _simulate(args: argparse.Namespace, options: dict[str, Any]) -> int:
 
 
 def _demo(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    from terway_simulator.run import run_demo
+    from .demo import run_demo
 
     try:
         host, port = parse_listen_address(args.listen_address)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-# Terway applies per-node dynamic config as an RFC 7396 merge patch; steps use the same rule.
-from terway_exporter.terway.eniconf import merge_patch
 from . import kube_events
+from .merge_patch import merge_patch
 from .world import World, WorldNode
 
 CRD_GROUP = "network.alibabacloud.com"
@@ -35,13 +34,13 @@ IGNORE_LABEL = "k8s.aliyun.com/ignore-by-terway"
 @lru_cache(maxsize=65536)
 def ts(t: float) -> str:
     """RFC 3339 with seconds, as metav1.Time serialises."""
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @lru_cache(maxsize=4096)
 def micro_ts(t: float) -> str:
     """metav1.MicroTime (Lease renewTime, Event eventTime)."""
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def uid(*parts: str) -> str:
@@ -117,6 +116,7 @@ def node_eni_conf(world: World, node: WorldNode) -> dict[str, Any]:
     conf = parse_conf(spec.get("eni_conf")) or {}
     dynamic = (kube(world).get("dynamic_configs") or {}).get(node.labels.get("terway-config", ""))
     if dynamic:
+        # Terway applies per-node dynamic config as an RFC 7396 merge patch; steps use the same rule.
         conf = merge_patch(conf, parse_conf(dynamic.get("eni_conf")) or {})
     return conf
 
@@ -160,7 +160,9 @@ def configmaps(world: World) -> list[dict]:
             "ctrl-config.yaml": controlplane_config_yaml(world, cp),
             "cilium-config.yaml": "cilium-endpoint-gc-interval: 0s\ncilium-pprof: \"false\"\n",
         }))
-    out.append(_configmap(world, "kube-system", "coredns", {"Corefile": ".:53 {\n    errors\n    health\n    kubernetes cluster.local in-addr.arpa ip6.arpa\n    forward . /etc/resolv.conf\n}\n"}))
+    out.append(_configmap(world, "kube-system", "coredns", {
+        "Corefile": ".:53 {\n    errors\n    health\n    kubernetes cluster.local in-addr.arpa ip6.arpa\n"
+                    "    forward . /etc/resolv.conf\n}\n"}))
     return out
 
 
@@ -232,7 +234,8 @@ def core_node(world: World, node: WorldNode) -> dict:
             "allocatable": {"cpu": f"{cpu * 1000 - 100}m", "memory": f"{mem * 1024 * 1024 - 2000000}Ki",
                             "pods": "256", "ephemeral-storage": "114022843818"},
             "conditions": node_conditions(world, node, since),
-            "addresses": [{"type": "InternalIP", "address": node.primary_ip}, {"type": "Hostname", "address": node.name}],
+            "addresses": [{"type": "InternalIP", "address": node.primary_ip},
+                          {"type": "Hostname", "address": node.name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
                 "machineID": uid("machine", node.name).replace("-", ""), "systemUUID": uid("sys", node.name),
@@ -295,7 +298,8 @@ def node_cr(world: World, node: WorldNode) -> dict:
     if conf.get("ip_pool_sync_period"):
         pool["poolSyncPeriod"] = conf["ip_pool_sync_period"]
     if conf.get("idle_ip_reclaim_after"):
-        pool["reclaim"] = {"after": conf["idle_ip_reclaim_after"], "interval": conf.get("idle_ip_reclaim_interval", "10m"),
+        pool["reclaim"] = {"after": conf["idle_ip_reclaim_after"],
+                           "interval": conf.get("idle_ip_reclaim_interval", "10m"),
                            "batchSize": int(conf.get("idle_ip_reclaim_batch_size", 5)),
                            "jitterFactor": str(conf.get("idle_ip_reclaim_jitter_factor", "0.1"))}
     last_sync = node.last_sync_openapi or world.started_at
@@ -447,7 +451,8 @@ def daemonset(world: World, daemon_pods: list[dict]) -> dict:
                      "initContainers": [{"name": "terway-init", "image": f"{TERWAY_IMAGE}:{tag}"}],
                      "containers": [{"name": "terway", "image": f"{TERWAY_IMAGE}:{tag}"},
                                     {"name": "policy", "image": f"{TERWAY_IMAGE}:{tag}"}]}},
-                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%", "maxSurge": 0}}},
+                 "updateStrategy": {"type": "RollingUpdate",
+                                    "rollingUpdate": {"maxUnavailable": "10%", "maxSurge": 0}}},
         "status": status,
     }
 
@@ -467,7 +472,8 @@ def lease(world: World, now: float, holder_pod: str) -> dict | None:
     acquired = world.started_at - 7 * 86400
     return {
         "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
-        "metadata": {"name": "terway-controlplane", "namespace": "kube-system", "uid": uid("lease", "terway-controlplane"),
+        "metadata": {"name": "terway-controlplane", "namespace": "kube-system",
+                     "uid": uid("lease", "terway-controlplane"),
                      "creationTimestamp": ts(world.started_at - 30 * 86400)},
         "spec": {"holderIdentity": f"{holder_pod}_{uid('leader', holder_pod)}", "leaseDurationSeconds": 15,
                  "acquireTime": micro_ts(acquired), "renewTime": micro_ts(renewed),
@@ -488,7 +494,8 @@ def services(world: World) -> list[dict]:
                 "status": {"loadBalancer": {}}}
 
     out = [
-        svc("default", "kubernetes", cluster_ip, [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+        svc("default", "kubernetes", cluster_ip,
+            [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
             {"component": "apiserver", "provider": "kubernetes"}),
         svc("kube-system", "kube-dns", dns_ip, [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53}],
             {"k8s-app": "kube-dns"}),
@@ -507,8 +514,9 @@ def services(world: World) -> list[dict]:
 # Who reports which reason when the scenario does not say: the kubelet, Kubernetes' controllers, and Terway as
 # v1.16.6 records core/v1 events (the Node pool controller as `multi-ip-node`, ControllerName in
 # pkg/controller/multi-ip/node/pool.go; since v1.17.1 `terway-controlplane/multi-ip-node`, see terway/errors.py).
-_DEFAULT_SOURCES = {"FailedCreatePodSandBox": "kubelet", "NetworkNotReady": "kubelet", "NodeNotReady": "node-controller",
-                    "CreateENIFailed": "multi-ip-node", "SyncOpenAPIFailed": "multi-ip-node",
+_DEFAULT_SOURCES = {"FailedCreatePodSandBox": "kubelet", "NetworkNotReady": "kubelet",
+                    "NodeNotReady": "node-controller", "CreateENIFailed": "multi-ip-node",
+                    "SyncOpenAPIFailed": "multi-ip-node",
                     "AttachENIFailed": "multi-ip-node", "DeleteENIFailed": "multi-ip-node",
                     "FailedScheduling": "default-scheduler", "BackOff": "kubelet", "Unhealthy": "kubelet"}
 

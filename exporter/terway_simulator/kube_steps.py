@@ -28,7 +28,7 @@ import hashlib
 import ipaddress
 from typing import Any
 
-from terway_exporter.terway.eniconf import merge_patch
+from .merge_patch import merge_patch
 from .world import ScenarioError, World, WorldEni, WorldIP, WorldNode
 
 NODE_FIELDS = frozenset({"ready", "ready_message", "sufficient_ip", "labels", "annotations", "min_pool_size",
@@ -62,7 +62,8 @@ def validate_change(world: World, change: dict[str, Any], where: str = "change",
             raise ScenarioError(f"{where}: add_nodes[{index}] needs a mapping with name, zone and instance_type")
         bad = set(item) - ADD_NODE_FIELDS
         if bad:
-            raise ScenarioError(f"{where}: add_nodes[{index}]: unknown fields {sorted(bad)}; allowed: {sorted(ADD_NODE_FIELDS)}")
+            raise ScenarioError(f"{where}: add_nodes[{index}]: unknown fields {sorted(bad)}; "
+                                f"allowed: {sorted(ADD_NODE_FIELDS)}")
         if item["name"] in known:
             raise ScenarioError(f"{where}: add_nodes[{index}]: node {item['name']!r} already exists")
         if item["instance_type"] not in world.instance_types:
@@ -71,7 +72,8 @@ def validate_change(world: World, change: dict[str, Any], where: str = "change",
             raise ScenarioError(f"{where}: add_nodes[{index}]: no vSwitch for node {item['name']!r}")
     for index, item in enumerate(change.get("stray_enis") or []):
         if not isinstance(item, dict) or item.get("pod_eni") is not None:
-            raise ScenarioError(f"{where}: stray_enis[{index}] needs a mapping (`pod_eni` only in the scenario's own key)")
+            raise ScenarioError(f"{where}: stray_enis[{index}] needs a mapping "
+                                "(`pod_eni` only in the scenario's own key)")
         if item.get("vswitch") is not None and item["vswitch"] not in world.vswitches:
             raise ScenarioError(f"{where}: stray_enis[{index}]: no vSwitch {item['vswitch']!r}")
     for name, fields in (change.get("nodes") or {}).items():
@@ -124,7 +126,8 @@ def apply_change(world: World, change: dict[str, Any], now: float) -> set[str] |
         world.kubernetes = merge_patch(world.kubernetes, change["kubernetes"])
         cluster_wide = True
     if change.get("add_events"):
-        world.kubernetes = {**world.kubernetes, "events": list(world.kubernetes.get("events") or []) + change["add_events"]}
+        events = list(world.kubernetes.get("events") or []) + change["add_events"]
+        world.kubernetes = {**world.kubernetes, "events": events}
         cluster_wide = True
     if "cloud" in change:
         world.cloud = merge_patch(world.cloud, change["cloud"])
@@ -180,7 +183,7 @@ def _add_node(world: World, item: dict[str, Any], now: float) -> None:
         eni_digest = hashlib.sha1(f"{world.name}/{name}/eni/{index}".encode()).hexdigest()
         node.enis.append(WorldEni(eni_id="eni-" + eni_digest[:20], vswitch_id=vswitch, zone_id=zone,
                                   instance_id=node.instance_id, created_at=now,
-                                  mac="00:16:3e:%s:%s:%s" % (eni_digest[20:22], eni_digest[22:24], eni_digest[24:26])))
+                                  mac=f"00:16:3e:{eni_digest[20:22]}:{eni_digest[22:24]}:{eni_digest[24:26]}"))
     resize_node_ips(world, node, int(item.get("pods", 0)), int(item.get("idle", 0)))
 
 
@@ -195,7 +198,7 @@ def _add_stray_enis(world: World, item: dict[str, Any], index: int, now: float) 
             instance_id=str(item.get("instance_id", "")), status=str(item.get("status", "Available")),
             type=str(item.get("type", "Secondary")), creator=str(item.get("creator", "terway")),
             ips=[WorldIP(ip=next(free))], created_at=now - float(item.get("age_seconds", 3600)),
-            mac="00:16:3e:%s:%s:%s" % (digest[20:22], digest[22:24], digest[24:26])))
+            mac=f"00:16:3e:{digest[20:22]}:{digest[22:24]}:{digest[24:26]}"))
 
 
 def resize_node_ips(world: World, node: WorldNode, pods: int, idle: int) -> None:
@@ -235,7 +238,7 @@ def _add_ips(world: World, node: WorldNode, pod_ids: list[str]) -> None:
             digest = hashlib.sha1(f"{world.name}/{node.name}/eni/{len(node.enis)}".encode()).hexdigest()
             eni = WorldEni(eni_id="eni-" + digest[:20], vswitch_id=node.vswitch_id, zone_id=node.zone_id,
                            instance_id=node.instance_id, created_at=world.started_at,
-                           mac="00:16:3e:%s:%s:%s" % (digest[20:22], digest[22:24], digest[24:26]))
+                           mac=f"00:16:3e:{digest[20:22]}:{digest[22:24]}:{digest[24:26]}")
             node.enis.append(eni)
         eni.ips.append(WorldIP(ip=next(free), pod_id=pod_ids.pop(0)))
 

@@ -1,8 +1,12 @@
-"""Run the simulated cloud and Kubernetes APIs, alone (`simulate`) or under the exporter (`demo`).
+"""Run the simulated cloud and Kubernetes APIs (`terway-exporter simulate`).
 
 `simulate` also serves the simulated STS (AssumeRoleWithOIDC) and ECS metadata service of
 credentials_api.py on a port of its own, issuing temporary credentials the simulated cloud accepts,
 and gives its API server a restart hook (POST /_sim/kube/restart, see kube_api.py).
+
+`terway-exporter demo` starts the same simulators with `start_simulators` and runs the exporter
+against them; that wiring lives on the exporter's side (its `demo` module): this package is
+the specification the exporter is tested against and imports nothing from it.
 """
 
 from __future__ import annotations
@@ -12,17 +16,13 @@ import contextlib
 import logging
 import os
 import signal
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from terway_exporter.config import resolve
 from .world import World
 
 log = logging.getLogger(__name__)
 
-# The demo polls the (simulated) cloud faster than the production defaults.
-DEMO_INTERVALS = {"cloud_poll_interval": "15s", "eni_census_interval": "60s"}
 
 @dataclass
 class Simulators:
@@ -110,52 +110,4 @@ async def serve_simulators(world: World, kubeconfig: str, cloud_port: int = 0, k
     try:
         await _stop_event().wait()
     finally:
-        await sims.close()
-
-
-async def run_demo(world: World, host: str, port: int, base_options: dict[str, Any]) -> None:
-    """`terway-exporter demo`: simulators plus an exporter serving against them."""
-    from terway_exporter.runtime import Runtime
-    from terway_exporter.sources.kube.events import ALERT_WINDOW_SECONDS
-
-    kubeconfig = os.path.join(tempfile.mkdtemp(prefix="terway-demo-"), "kubeconfig")
-    sims = await start_simulators(world, kubeconfig)
-    os.environ.update(sims.exporter_environment(world))
-    flags = {
-        "ecs_endpoint": sims.cloud_url, "vpc_endpoint": sims.cloud_url, "quotas_endpoint": sims.cloud_url,
-        "kubeconfig": kubeconfig, "region": world.region_id,
-        "log_level": base_options["log_level"], "log_format": base_options["log_format"],
-    }
-    if base_options.get("web_config_file"):
-        flags["web_config_file"] = base_options["web_config_file"]
-    # A demo should show change within seconds; the environment may still choose (tests poll faster).
-    for option, value in DEMO_INTERVALS.items():
-        if not os.environ.get(f"TERWAY_EXPORTER_{option.upper()}"):
-            flags[option] = value
-    options = resolve("serve", flags, os.environ)
-    # The scenario's recent events happened while this exporter was (as the demo pretends) already running:
-    # those of the alerts' window count, as they would have (a real restart does not re-count them).
-    options["events_since"] = world.started_at - ALERT_WINDOW_SECONDS
-    started: asyncio.Future = asyncio.get_running_loop().create_future()
-    runtime = Runtime(options)
-    server = asyncio.create_task(runtime.serve(host, port, stop=_stop_event(), started=started))
-    try:
-        # The server task ends first when it cannot start (its error, such as a port in use, is raised).
-        await asyncio.wait([started, server], return_when=asyncio.FIRST_COMPLETED)
-        if not started.done():
-            await server
-        bound = started.result()
-        shown = bound[0] if bound[0] not in ("0.0.0.0", "::") else "127.0.0.1"
-        scheme = runtime.url_scheme
-        print(f"terway-exporter demo: scenario {world.name!r} ({len(world.nodes)} nodes)", flush=True)
-        print(f"  metrics:    {scheme}://{shown}:{bound[1]}/metrics", flush=True)
-        print(f"  status:     {scheme}://{shown}:{bound[1]}/", flush=True)
-        print(f"  cloud APIs: {sims.cloud_url}", flush=True)
-        print(f"  API server: {sims.kube_url} (kubeconfig {kubeconfig})", flush=True)
-        print("  Ctrl-C to stop", flush=True)
-        await server
-    finally:
-        server.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await server
         await sims.close()
