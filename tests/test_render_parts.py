@@ -8,13 +8,20 @@ from dataclasses import replace
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
+from terway_exporter.collectors.exporter import collector_success
 from terway_exporter.collectors.registry import all_collectors
 from terway_exporter.render import Renderer, _Families
 from test_collectors_kube import cluster, state
 
 
+def families_of(state_) -> list:
+    """Every collector's families, then the renderer's own collector_success (all succeeded)."""
+    return [*(m for c in all_collectors() for m in c.collect(state_)),
+            collector_success((c.name, True) for c in all_collectors())]
+
+
 def direct(state_) -> bytes:
-    return b"".join(generate_latest(_Families(list(c.collect(state_)))) for c in all_collectors())
+    return generate_latest(_Families(families_of(state_)))
 
 
 def with_cr(state_, name: str, **changes):
@@ -39,8 +46,7 @@ def test_per_node_parts_match_the_whole_rendering_and_only_changed_nodes_rebuild
     assert exposition.openmetrics is None, "not asked for yet: only the text format is rendered"
     renderer.want_openmetrics()
     exposition = renderer.render(second, 3)
-    families = [m for c in all_collectors() for m in c.collect(second)]
-    assert exposition.openmetrics == generate_openmetrics(_Families(families))
+    assert exposition.openmetrics == generate_openmetrics(_Families(families_of(second)))
     assert gzip.decompress(exposition.openmetrics_gzip) == exposition.openmetrics
     assert gzip.decompress(exposition.text_gzip) == exposition.text
 
@@ -77,7 +83,6 @@ def test_openmetrics_once_asked_for_is_rendered_per_node_with_the_text():
     name = sorted(first.kube.terway_nodes)[7]
     second = with_cr(first, name, last_sync_openapi=1_800_000_000.0)
     exposition = renderer.render(second, 2)
-    families = [m for c in all_collectors() for m in c.collect(second)]
-    assert exposition.openmetrics == generate_openmetrics(_Families(families))
+    assert exposition.openmetrics == generate_openmetrics(_Families(families_of(second)))
     assert all(p.om_chunks is not None for p in renderer._parts["terway_nodes"].parts.values())
     assert not any(hasattr(p, "metrics") for p in renderer._parts["terway_nodes"].parts.values())

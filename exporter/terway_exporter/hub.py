@@ -2,8 +2,9 @@
 
 Sources own their snapshots and publish each new one here (`publish_cloud`/`publish_kube`,
 `report` with their status; the hub satisfies `sources.sink.SnapshotSink`, so no source imports
-it); counters about the exporter's own work go through `telemetry.ExporterCounters`. Every change bumps `version` and sets `changed`, which wakes the
-renderer; nothing here renders or formats metrics.
+it); counters about the exporter's own work go through `telemetry.ExporterCounters` (prometheus_client
+metrics in a private registry, copied into each state as `ExporterStats`). Every change bumps
+`version` and sets `changed`, which wakes the renderer; nothing here renders or formats metrics.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ The metric objects themselves are not kept (at 5,000 nodes their samples and lab
 were tens of MB), nor the state they came from. Until the first OpenMetrics render exists, an
 OpenMetrics request is answered in the text format, which every Prometheus accepts, and asks the
 render loop for an OpenMetrics render: no request ever runs a collector or compresses a body.
+
+A collector that raises does not take the exposition down: its previous output is served and
+`terway_exporter_collector_success{collector}` (node_exporter's `node_scrape_collector_success`)
+says 0 for it; that family closes the exposition and is formatted on every render (one sample per
+collector), since it describes the render itself rather than a part of the state.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from .collectors.base import Collector
+from .collectors.exporter import collector_success
 from .model.state import ClusterState
 from .selection import FamilySelection
 
@@ -132,6 +138,8 @@ class Renderer:
         self._cache: dict[str, _Rendered] = {}
         self._parts: dict[str, _PartsCache] = {}
         self.failures: dict[str, int] = {}
+        # Whether each collector's output is that of a successful run on the state just rendered.
+        self.succeeded: dict[str, bool] = {}
         # Set by the first OpenMetrics request: from then on each render formats both variants.
         self.openmetrics_wanted = False
         self._wake = wake  # asks for a render soon (the runtime's render loop)
@@ -144,17 +152,26 @@ class Renderer:
                 self._wake()
 
     def render(self, state: ClusterState, version: int, tick: int = 0) -> Exposition:
-        parts = tuple(self._render_one(c, state, tick) for c in self.collectors)
+        parts = (*(self._render_one(c, state, tick) for c in self.collectors), self._render_success())
         openmetrics = None
         if self.openmetrics_wanted:
             openmetrics = b"".join(p.openmetrics or b"" for p in parts) + _OPENMETRICS_EOF
         return Exposition.of(version, b"".join(p.text for p in parts), openmetrics, self.want_openmetrics)
+
+    def _render_success(self) -> _Rendered:
+        family = collector_success((c.name, self.succeeded[c.name]) for c in self.collectors)
+        if not self.selection.keeps(family):
+            return _Rendered(key=(), text=b"", openmetrics=b"")
+        openmetrics = _openmetrics([family]) if self.openmetrics_wanted else None
+        return _Rendered(key=(), text=generate_latest(_Families([family])), openmetrics=openmetrics)
 
     def _render_one(self, collector: Collector, state: ClusterState, tick: int) -> _Rendered:
         key = _state_key(state, collector.reads, tick)
         cached = self._cache.get(collector.name)
         want_om = self.openmetrics_wanted
         if cached is not None and cached.key == key and (cached.openmetrics is not None or not want_om):
+            # Only successful runs are cached: this is the output a run on these very inputs gives.
+            self.succeeded[collector.name] = True
             return cached
         try:
             if collector.parts is not None:
@@ -167,10 +184,12 @@ class Renderer:
                 openmetrics = _openmetrics(families) if want_om else None
         except Exception:  # a collector bug must not take the others down
             self.failures[collector.name] = self.failures.get(collector.name, 0) + 1
+            self.succeeded[collector.name] = False
             log.exception("collector %s failed; serving its previous output", collector.name)
             return cached or _Rendered(key=key, text=b"", openmetrics=b"")
         rendered = _Rendered(key=key, text=text, openmetrics=openmetrics)
         self._cache[collector.name] = rendered
+        self.succeeded[collector.name] = True
         return rendered
 
     def _render_parts(self, collector: Collector, state: ClusterState, want_om: bool) -> tuple[bytes, bytes | None]:
@@ -200,7 +219,7 @@ class Renderer:
 
 
 def _same_objects(old: tuple, new: tuple) -> bool:
-    return len(old) == len(new) and all(a is b for a, b in zip(old, new))
+    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))
 
 
 def _join_parts(headers: Sequence[bytes], chunks: Sequence[Sequence[bytes]]) -> bytes:

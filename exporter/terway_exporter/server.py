@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from prometheus_client.exposition import choose_encoder
 
 from .hub import SnapshotHub
 from .render import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Exposition
@@ -70,31 +71,42 @@ def make_app(hub: SnapshotHub, exposition: Callable[[], Exposition | None],
 
 
 def _weights(header: str) -> dict[str, float]:
-    """An Accept or Accept-Encoding header as {media range or coding: q} (RFC 9110 section 12.4)."""
+    """An Accept-Encoding header as {coding: q} (RFC 9110 section 12.5.3)."""
     weights: dict[str, float] = {}
     for element in header.split(","):
         name, *params = (part.strip() for part in element.split(";"))
         if not name:
             continue
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = min(max(float(value), 0.0), 1.0)
-                except ValueError:
-                    q = 0.0  # a q that is not a number: RFC 9110 has no meaning for it; do not prefer
         name = name.lower()
-        weights[name] = max(weights.get(name, 0.0), q)
+        weights[name] = max(weights.get(name, 0.0), _q(params))
     return weights
 
 
+def _q(params: list[str]) -> float:
+    """The q weight among an Accept or Accept-Encoding element's parameters (RFC 9110 section 12.4.2)."""
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "q":
+            try:
+                return min(max(float(value), 0.0), 1.0)
+            except ValueError:
+                return 0.0  # a q that is not a number: RFC 9110 has no meaning for it; do not prefer
+    return 1.0
+
+
 def _wants_openmetrics(request: web.Request) -> bool:
-    """OpenMetrics when the scraper weighs it above the text format (q=0 means never)."""
-    weights = _weights(request.headers.get("Accept", ""))
-    openmetrics = weights.get("application/openmetrics-text", 0.0)
-    text = max(weights.get("text/plain", 0.0), weights.get("text/*", 0.0), weights.get("*/*", 0.0))
-    return openmetrics > 0 and openmetrics >= text
+    """Whether prometheus_client's own negotiation (`exposition.choose_encoder`, what its
+    `make_asgi_app`/`MetricsHandler` answer with) picks OpenMetrics for this Accept header.
+
+    choose_encoder reads the media ranges in order and ignores q, so an element with q=0, which
+    RFC 9110 section 12.4.2 defines as "not acceptable", would be picked all the same: such
+    elements are dropped first. That is the only departure from prometheus_client's choice. Only
+    the format is taken from it; the bytes are the pre-rendered ones with our own Content-Type.
+    """
+    header = request.headers.get("Accept", "")
+    acceptable = [e for e in header.split(",") if _q([p.strip() for p in e.split(";")[1:]]) > 0]
+    _, content_type = choose_encoder(",".join(acceptable))
+    return content_type.startswith("application/openmetrics-text")
 
 
 def _accepts_gzip(request: web.Request) -> bool:

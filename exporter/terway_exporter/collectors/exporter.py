@@ -1,4 +1,8 @@
-"""terway_exporter_*: the exporter's own health, from source statuses and its counters."""
+"""terway_exporter_*: the exporter's own health, from source statuses and its counters.
+
+The counters' names and HELP texts are telemetry's, where prometheus_client keeps their values; the
+families here are built from the `ExporterStats` copy in the state (telemetry's module doc says why).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections.abc import Iterable
 from prometheus_client import Metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from .. import __version__
+from .. import __version__, telemetry
 from ..model.state import ClusterState
 from .base import Collector
 
@@ -42,37 +46,29 @@ def source_health(state: ClusterState) -> Iterable[Metric]:
 
 def cloud_api(state: ClusterState) -> Iterable[Metric]:
     stats = state.stats
-    requests = CounterMetricFamily("terway_exporter_cloud_api_requests",
-                                   "Cloud API calls the exporter made, by API and result code (Success or the error code).",
-                                   labels=["api", "code"])
+    requests = CounterMetricFamily(telemetry.CLOUD_REQUESTS, telemetry.CLOUD_REQUESTS_HELP, labels=["api", "code"])
     for (api, code), count in sorted(stats.cloud_requests.items()):
         requests.add_metric([api, code], count)
-    latency = HistogramMetricFamily("terway_exporter_cloud_api_request_duration_seconds",
-                                    "Duration of cloud API calls, retries counted one by one.", labels=["api"])
+    latency = HistogramMetricFamily(telemetry.CLOUD_DURATION, telemetry.CLOUD_DURATION_HELP, labels=["api"])
     for api, hist in sorted(stats.cloud_request_durations.items()):
         buckets = [(_bound(b), float(c)) for b, c in hist.buckets]
         latency.add_metric([api], buckets, hist.sum)
-    wait = CounterMetricFamily("terway_exporter_cloud_api_rate_limit_wait_seconds",
-                               "Time spent waiting for the exporter's own cloud API rate limiter.", labels=["api"])
+    wait = CounterMetricFamily(telemetry.RATE_LIMIT_WAIT, telemetry.RATE_LIMIT_WAIT_HELP, labels=["api"])
     for api, seconds in sorted(stats.cloud_rate_limit_wait.items()):
         wait.add_metric([api], seconds)
     yield from (requests, latency, wait)
 
 
 def kube_watches(state: ClusterState) -> Iterable[Metric]:
-    restarts = CounterMetricFamily("terway_exporter_kube_watch_restarts",
-                                   "Kubernetes watches restarted, by resource and reason (expired resourceVersion, "
-                                   "errors, closed streams).", labels=["resource", "reason"])
+    restarts = CounterMetricFamily(telemetry.WATCH_RESTARTS, telemetry.WATCH_RESTARTS_HELP,
+                                   labels=["resource", "reason"])
     for (resource, reason), count in sorted(state.stats.kube_watch_restarts.items()):
         restarts.add_metric([resource, reason], count)
     yield restarts
 
 
 def scrapes_rejected(state: ClusterState) -> Iterable[Metric]:
-    rejected = CounterMetricFamily("terway_exporter_scrapes_rejected",
-                                   "/metrics requests refused (too_many_concurrent: every response slot busy "
-                                   "for 10 s) or aborted (write_timeout: the client did not read the body "
-                                   "within 30 s).", labels=["reason"])
+    rejected = CounterMetricFamily(telemetry.SCRAPES_REJECTED, telemetry.SCRAPES_REJECTED_HELP, labels=["reason"])
     for reason in ("too_many_concurrent", "write_timeout"):
         rejected.add_metric([reason], state.stats.scrapes_rejected.get(reason, 0))
     yield rejected
@@ -83,24 +79,34 @@ def web_config(state: ClusterState) -> Iterable[Metric]:
     stats = state.stats.web_config
     if stats is None:
         return
-    success = GaugeMetricFamily("terway_exporter_web_config_reload_success",
-                                "1 when the last load of --web.config.file and its certificates succeeded, 0 when "
-                                "a changed file could not be loaded (the previous one stays in force).")
+    success = GaugeMetricFamily(telemetry.WEB_RELOAD_SUCCESS, telemetry.WEB_RELOAD_SUCCESS_HELP)
     success.add_metric([], 1 if stats.reload_success else 0)
-    failures = CounterMetricFamily("terway_exporter_web_config_reload_failures",
-                                   "Reloads of --web.config.file or its certificates that failed.")
+    failures = CounterMetricFamily(telemetry.WEB_RELOAD_FAILURES, telemetry.WEB_RELOAD_FAILURES_HELP)
     failures.add_metric([], stats.failures)
     yield from (success, failures)
     if stats.last_success is not None:
-        last = GaugeMetricFamily("terway_exporter_web_config_last_reload_success_timestamp_seconds",
-                                 "Unix time of the last successful load of --web.config.file.")
+        last = GaugeMetricFamily(telemetry.WEB_LAST_SUCCESS, telemetry.WEB_LAST_SUCCESS_HELP)
         last.add_metric([], stats.last_success)
         yield last
     if stats.cert_not_after is not None:
-        expiry = GaugeMetricFamily("terway_exporter_web_tls_certificate_not_after_timestamp_seconds",
-                                   "notAfter of the TLS certificate the exporter serves (unix time).")
+        expiry = GaugeMetricFamily(telemetry.WEB_CERT_NOT_AFTER, telemetry.WEB_CERT_NOT_AFTER_HELP)
         expiry.add_metric([], stats.cert_not_after)
         yield expiry
+
+
+# node_exporter's node_scrape_collector_success{collector} (collector/collector.go): a collector that
+# raises is visible, while the renderer keeps serving the others (render.Renderer adds this family).
+COLLECTOR_SUCCESS = "terway_exporter_collector_success"
+COLLECTOR_SUCCESS_HELP = ("1 when the collector's last run succeeded, 0 when it raised (its families then keep "
+                          "their last good output, or are absent).")
+
+
+def collector_success(outcomes: Iterable[tuple[str, bool]]) -> Metric:
+    """The renderer's own family: whether each collector's last run succeeded, in exposition order."""
+    family = GaugeMetricFamily(COLLECTOR_SUCCESS, COLLECTOR_SUCCESS_HELP, labels=["collector"])
+    for name, ok in outcomes:
+        family.add_metric([name], 1 if ok else 0)
+    return family
 
 
 def _bound(bound: float) -> str:
