@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import tempfile
 from typing import Any
 
@@ -25,18 +24,9 @@ from .sources.kube.events import ALERT_WINDOW_SECONDS
 DEMO_INTERVALS = {"cloud_poll_interval": "15s", "eni_census_interval": "60s"}
 
 
-def _stop_event() -> asyncio.Event:
-    """SIGTERM/SIGINT stop the demo: the exporter, then the simulators (see run_demo's `finally`)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
 async def run_demo(world: World, host: str, port: int, base_options: dict[str, Any]) -> None:
-    """`terway-exporter demo`: simulators plus an exporter serving against them."""
+    """`terway-exporter demo`: simulators plus an exporter serving against them. SIGTERM/SIGINT stop
+    the exporter as in `serve` (runtime.py's one signal handler), then the simulators (`finally`)."""
     kubeconfig = os.path.join(tempfile.mkdtemp(prefix="terway-demo-"), "kubeconfig")
     sims = await start_simulators(world, kubeconfig)
     os.environ.update(sims.exporter_environment(world))
@@ -57,7 +47,7 @@ async def run_demo(world: World, host: str, port: int, base_options: dict[str, A
     options["events_since"] = world.started_at - ALERT_WINDOW_SECONDS
     started: asyncio.Future = asyncio.get_running_loop().create_future()
     runtime = Runtime(options)
-    server = asyncio.create_task(runtime.serve(host, port, stop=_stop_event(), started=started))
+    server = asyncio.create_task(runtime.serve(host, port, started=started))
     try:
         # The server task ends first when it cannot start (its error, such as a port in use, is raised).
         await asyncio.wait([started, server], return_when=asyncio.FIRST_COMPLETED)
