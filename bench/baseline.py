@@ -36,7 +36,7 @@ from prometheus_client import REGISTRY, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
 from terway_exporter.collectors.registry import all_collectors
-from terway_exporter.config import add_options, resolve
+from terway_exporter.config import Options, add_options, resolve
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.logs import setup_logging
 from terway_exporter.model.state import ExporterSettings
@@ -284,16 +284,16 @@ def wsgi_app(hub: SnapshotHub) -> Callable[..., Iterable[bytes]]:
     return app
 
 
-async def serve(options: dict[str, Any]) -> None:
+async def serve(options: Options) -> None:
     loop = asyncio.get_running_loop()
-    settings = ExporterSettings(leak_grace_period=options["leak_grace_period"])
+    settings = ExporterSettings(leak_grace_period=options.leak_grace_period)
     hub = SnapshotHub(settings)
     hub.bind_loop(loop)
-    kube = ModelKubeSource(hub, loop, options["kubeconfig"], options["terway_namespace"])
+    kube = ModelKubeSource(hub, loop, options.kubeconfig, options.terway_namespace)
     # The cloud source derives its targets from the cluster at each poll, as in serve.
     cloud = _make_cloud_source(hub, options, kube)
     REGISTRY.register(EveryScrape(hub))
-    host, port = options["listen_address"]
+    host, port = options.listen_address
     server = make_server(host, port, wsgi_app(hub), ThreadingWSGIServer, handler_class=_SilentHandler)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     log.info("baseline serving on http://%s:%s/metrics", host, port)
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     add_options(commands.add_parser("serve"), "serve")
     args = parser.parse_args(argv)
     options = resolve("serve", {k: v for k, v in vars(args).items() if k != "command"}, os.environ)
-    setup_logging(options["log_level"], options["log_format"])
+    setup_logging(options.log_level, options.log_format)
     try:
         asyncio.run(serve(options))
     except KeyboardInterrupt:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import fields
 
 import pytest
 
-from terway_exporter.config import ConfigError, parse_duration, resolve
+from terway_exporter.config import OPTIONS, ConfigError, Options, parse_duration, resolve
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -26,16 +27,24 @@ def test_bad_durations(text):
         parse_duration(text)
 
 
+def test_every_option_of_the_table_is_a_typed_field():
+    """One table, one typed result: a new Option without its Options field (or the reverse) is a bug."""
+    internal = {"events_since", "instance_types"}  # put in by `check`, `capacity` and `demo`, never flags
+    assert {o.dest for o in OPTIONS} == {f.name for f in fields(Options)} - internal
+    defaults = resolve("serve", {}, {})
+    assert all(getattr(defaults, o.dest) == o.default for o in OPTIONS)
+
+
 def test_flag_beats_environment_beats_file(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("cloud-poll-interval: 2m\ncloud_api_rate: 3\nregion: cn-beijing\n")
     env = {"TERWAY_EXPORTER_CLOUD_API_RATE": "4", "ALIBABA_CLOUD_REGION_ID": "cn-shanghai"}
     got = resolve("serve", {"config": str(config), "region": "ap-southeast-1"}, env)
-    assert got["region"] == "ap-southeast-1"  # flag
-    assert got["cloud_api_rate"] == 4.0  # environment over file
-    assert got["cloud_poll_interval"] == 120.0  # file
-    assert got["eni_census_interval"] == 900.0  # default
-    assert got["listen_address"] == ("0.0.0.0", 9417)
+    assert got.region == "ap-southeast-1"  # flag
+    assert got.cloud_api_rate == 4.0  # environment over file
+    assert got.cloud_poll_interval == 120.0  # file
+    assert got.eni_census_interval == 900.0  # default
+    assert got.listen_address == ("0.0.0.0", 9417)
 
 
 @pytest.mark.parametrize("flags,option", [

@@ -10,10 +10,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, NoReturn
 
 from . import __version__
-from .config import ConfigError, add_options, parse_listen_address, resolve
+from .config import ConfigError, Options, add_options, parse_listen_address, resolve
 from .logs import setup_logging
 
 log = logging.getLogger("terway_exporter")
@@ -82,7 +83,7 @@ def _add_output_option(parser: argparse.ArgumentParser) -> None:
 
 def _exit_on_usage_error(parser: argparse.ArgumentParser, code: int) -> None:
     """Usage errors exit with `code`: for check, 2 means a critical finding, not a typo."""
-    def error(message: str) -> None:
+    def error(message: str) -> NoReturn:
         parser.print_usage(sys.stderr)
         parser.exit(code, f"{parser.prog}: error: {message}\n")
     parser.error = error  # type: ignore[method-assign]
@@ -113,8 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"terway-exporter {args.command}: invalid configuration: {err}", file=sys.stderr)
         return usage_exit
     if args.command in REPORT_COMMANDS and "log_level" not in flags and not os.environ.get("TERWAY_EXPORTER_LOG_LEVEL"):
-        options["log_level"] = "warning"  # the report is the output; the sources' progress is noise here
-    setup_logging(options["log_level"], options["log_format"])
+        options = replace(options, log_level="warning")  # the report is the output; the sources' progress is noise
+    setup_logging(options.log_level, options.log_format)
     handler = {"serve": _serve, "collect": _collect, "demo": _demo, "simulate": _simulate,
                "check": _check, "capacity": _capacity}[args.command]
     try:
@@ -126,15 +127,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-def _check_kubernetes(options: dict[str, Any]) -> None:
+def _check_kubernetes(options: Options) -> None:
     """A kubeconfig must load; without one the exporter needs the in-cluster service account."""
-    if options["no_kubernetes"]:
+    if options.no_kubernetes:
         return
-    if options["kubeconfig"]:
+    if options.kubeconfig:
         from .sources.kube.kubeconfig import KubeconfigError, check_kubeconfig
 
         try:
-            check_kubeconfig(os.path.expanduser(options["kubeconfig"]))
+            check_kubeconfig(os.path.expanduser(options.kubeconfig))
         except KubeconfigError as err:
             raise ConfigError(f"--kubeconfig: {err}") from None
         return
@@ -143,11 +144,11 @@ def _check_kubernetes(options: dict[str, Any]) -> None:
                           "(no KUBERNETES_SERVICE_HOST); give a kubeconfig or --no-kubernetes")
 
 
-def _serve(args: argparse.Namespace, options: dict[str, Any]) -> int:
+def _serve(args: argparse.Namespace, options: Options) -> int:
     from .runtime import Runtime
 
     _check_kubernetes(options)
-    host, port = options["listen_address"]
+    host, port = options.listen_address
     return _run_server(args.command, Runtime(options).serve(host, port))
 
 
@@ -163,7 +164,7 @@ def _run_server(command: str, main: Coroutine[Any, Any, None]) -> int:
     return EXIT_OK
 
 
-def _collect(args: argparse.Namespace, options: dict[str, Any]) -> int:
+def _collect(args: argparse.Namespace, options: Options) -> int:
     from .runtime import Runtime
 
     _check_kubernetes(options)
@@ -173,7 +174,7 @@ def _collect(args: argparse.Namespace, options: dict[str, Any]) -> int:
     return EXIT_OK if ok else EXIT_SOURCE_FAILED
 
 
-def _sync_state(options: dict[str, Any], instance_types: frozenset[str] = frozenset(), events_since: float = 0.0):
+def _sync_state(options: Options, instance_types: frozenset[str] = frozenset(), events_since: float = 0.0):
     """Run every source once, as `collect` does; the ClusterState it read. Warning events last seen
     before `events_since` (unix seconds) are not counted."""
 
@@ -181,7 +182,7 @@ def _sync_state(options: dict[str, Any], instance_types: frozenset[str] = frozen
 
     _check_kubernetes(options)
     # A what-if's instance type must be looked up even when no node has it.
-    runtime = Runtime({**options, "events_since": events_since, "instance_types": instance_types})
+    runtime = Runtime(replace(options, events_since=events_since, instance_types=instance_types))
 
     async def run():
         try:
@@ -198,7 +199,7 @@ def _colour() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _check(args: argparse.Namespace, options: dict[str, Any]) -> int:
+def _check(args: argparse.Namespace, options: Options) -> int:
     from .findings import evaluate, report_context
     from .findings.output import to_json, to_text
 
@@ -214,7 +215,7 @@ def _check(args: argparse.Namespace, options: dict[str, Any]) -> int:
     return report.exit_code
 
 
-def _capacity(args: argparse.Namespace, options: dict[str, Any]) -> int:
+def _capacity(args: argparse.Namespace, options: Options) -> int:
     from .capacity import WhatIfError, evaluate, what_if
     from .capacity_output import NEEDED_SOURCES, exit_code, to_json, to_text
     from .findings import report_context
@@ -256,7 +257,7 @@ def _load_world(args: argparse.Namespace):
         raise ConfigError(f"--scenario: {err}") from None
 
 
-def _simulate(args: argparse.Namespace, options: dict[str, Any]) -> int:
+def _simulate(args: argparse.Namespace, options: Options) -> int:
     from terway_simulator.run import serve_simulators
 
     world = _load_world(args)
@@ -265,7 +266,7 @@ def _simulate(args: argparse.Namespace, options: dict[str, Any]) -> int:
     return EXIT_OK
 
 
-def _demo(args: argparse.Namespace, options: dict[str, Any]) -> int:
+def _demo(args: argparse.Namespace, options: Options) -> int:
     from .demo import run_demo
 
     try:

@@ -4,7 +4,8 @@ Every option is a flag, an environment variable (`TERWAY_EXPORTER_<OPTION>` unle
 standard name exists) and a key of the YAML file given with `--config`. Flags win
 over the environment, the environment over the file. Every value is parsed and
 validated here; an invalid one raises `ConfigError` naming the option, which the
-CLI turns into exit code 2.
+CLI turns into exit code 2. `resolve` returns typed `Options`; the table holds each
+option's default once.
 """
 
 from __future__ import annotations
@@ -156,7 +157,6 @@ class Option:
         return self.env or "TERWAY_EXPORTER_" + self.dest.upper()
 
 
-EXPORTER = ("serve", "collect")
 OPTIONS: tuple[Option, ...] = (
     Option("region", "Alibaba Cloud region; when absent, read from the cluster (eni-config, Node labels)",
            parse_region, env="ALIBABA_CLOUD_REGION_ID"),
@@ -204,6 +204,42 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Every option, parsed (one field per entry of OPTIONS, same name as its `dest`). A command
+    that does not take an option gets the table's default for it."""
+
+    region: str | None
+    vpc_id: str | None
+    vswitch_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+    ecs_endpoint: str | None
+    vpc_endpoint: str | None
+    quotas_endpoint: str | None
+    kubeconfig: str | None
+    no_kubernetes: bool
+    terway_namespace: str
+    listen_address: tuple[str, int]
+    cloud_poll_interval: float
+    eni_census_interval: float
+    leak_grace_period: float
+    instance_type_cache_ttl: float
+    cloud_api_rate: float
+    metric_allowlist: tuple[re.Pattern[str], ...]
+    metric_denylist: tuple[re.Pattern[str], ...]
+    no_node_metrics: bool
+    render_interval: float
+    web_config_file: str | None
+    log_level: str
+    log_format: str
+    # Not options anyone sets: the report commands and the demo put them in (dataclasses.replace).
+    # Warning events last seen before `events_since` (unix seconds) are not counted; None: from the
+    # moment the Kubernetes source starts (see sources/kube/source.py's KubeSettings).
+    events_since: float | None = None
+    # Instance types looked up even when no node has them (`capacity`'s what-ifs).
+    instance_types: frozenset[str] = frozenset()
+
+
 def add_options(parser: argparse.ArgumentParser, command: str) -> None:
     """Flags for one command. Defaults are applied later so the environment and file can fill gaps."""
     parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
@@ -227,12 +263,13 @@ def _show_default(value: Any) -> str:
     return str(value)
 
 
-def resolve(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Merge file < environment < flags, parse every value, and return {dest: value}."""
+def resolve(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> Options:
+    """Merge file < environment < flags and parse every value of `command`'s options."""
     file_values = _read_file(flags.get("config") or environ.get("TERWAY_EXPORTER_CONFIG"))
     resolved: dict[str, Any] = {}
     for opt in OPTIONS:
         if command not in opt.commands:
+            resolved[opt.dest] = opt.default
             continue
         raw, origin = _pick(opt, flags, environ, file_values)
         if raw is None:
@@ -248,7 +285,8 @@ def resolve(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) 
     if resolved.get("metric_allowlist") and resolved.get("metric_denylist"):
         raise ConfigError("--metric-allowlist and --metric-denylist are exclusive (as in kube-state-metrics): "
                           "give one of them")
-    return resolved
+    return Options(**resolved)
+
 
 
 def _pick(opt: Option, flags: Mapping[str, Any], environ: Mapping[str, str],

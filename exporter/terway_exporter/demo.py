@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from typing import Any
+from dataclasses import replace
 
 from terway_simulator.run import start_simulators
 from terway_simulator.world import World
 
-from .config import resolve
+from .config import Options, resolve
 from .runtime import Runtime
 from .sources.kube.events import ALERT_WINDOW_SECONDS
 
@@ -24,7 +24,7 @@ from .sources.kube.events import ALERT_WINDOW_SECONDS
 DEMO_INTERVALS = {"cloud_poll_interval": "15s", "eni_census_interval": "60s"}
 
 
-async def run_demo(world: World, host: str, port: int, base_options: dict[str, Any]) -> None:
+async def run_demo(world: World, host: str, port: int, base_options: Options) -> None:
     """`terway-exporter demo`: simulators plus an exporter serving against them. SIGTERM/SIGINT stop
     the exporter as in `serve` (runtime.py's one signal handler), then the simulators (`finally`)."""
     kubeconfig = os.path.join(tempfile.mkdtemp(prefix="terway-demo-"), "kubeconfig")
@@ -33,18 +33,17 @@ async def run_demo(world: World, host: str, port: int, base_options: dict[str, A
     flags = {
         "ecs_endpoint": sims.cloud_url, "vpc_endpoint": sims.cloud_url, "quotas_endpoint": sims.cloud_url,
         "kubeconfig": kubeconfig, "region": world.region_id,
-        "log_level": base_options["log_level"], "log_format": base_options["log_format"],
+        "log_level": base_options.log_level, "log_format": base_options.log_format,
     }
-    if base_options.get("web_config_file"):
-        flags["web_config_file"] = base_options["web_config_file"]
+    if base_options.web_config_file:
+        flags["web_config_file"] = base_options.web_config_file
     # A demo should show change within seconds; the environment may still choose (tests poll faster).
     for option, value in DEMO_INTERVALS.items():
         if not os.environ.get(f"TERWAY_EXPORTER_{option.upper()}"):
             flags[option] = value
-    options = resolve("serve", flags, os.environ)
     # The scenario's recent events happened while this exporter was (as the demo pretends) already running:
     # those of the alerts' window count, as they would have (a real restart does not re-count them).
-    options["events_since"] = world.started_at - ALERT_WINDOW_SECONDS
+    options = replace(resolve("serve", flags, os.environ), events_since=world.started_at - ALERT_WINDOW_SECONDS)
     started: asyncio.Future = asyncio.get_running_loop().create_future()
     runtime = Runtime(options)
     server = asyncio.create_task(runtime.serve(host, port, started=started))

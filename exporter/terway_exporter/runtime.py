@@ -16,12 +16,12 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .collectors.registry import all_collectors, per_node_family_names
-from .config import ConfigError
+from .config import ConfigError, Options
 from .findings import evaluate, report_context
 from .findings.html import status_page
 from .hub import SnapshotHub
@@ -31,6 +31,10 @@ from .render import Exposition, Renderer
 from .selection import FamilySelection
 from .server import make_app
 from .webconfig import WebConfigError, load_web_security
+
+if TYPE_CHECKING:  # imported when first used: `check --help` need not load the cloud SDKs and kubernetes
+    from .sources.cloud.source import CloudSource
+    from .sources.kube.source import KubeSource
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +73,19 @@ class ExpositionHolder:
 class Runtime:
     """Everything one exporter process runs, built from resolved options."""
 
-    options: dict[str, Any]
+    options: Options
     hub: SnapshotHub = field(init=False)
     renderer: Renderer = field(init=False)
     holder: ExpositionHolder = field(default_factory=ExpositionHolder)
-    kube_source: Any = None
-    cloud_source: Any = None
+    kube_source: KubeSource | None = None
+    cloud_source: CloudSource = field(init=False)
     url_scheme: str = "http"  # https once serve() runs with TLS (--web.config.file)
 
     def __post_init__(self) -> None:
-        settings = ExporterSettings(leak_grace_period=self.options["leak_grace_period"])
-        self.hub = SnapshotHub(settings, kube_enabled=not self.options["no_kubernetes"])
-        selection = FamilySelection(allow=self.options["metric_allowlist"], deny=self.options["metric_denylist"],
-                                    per_node=not self.options["no_node_metrics"],
+        settings = ExporterSettings(leak_grace_period=self.options.leak_grace_period)
+        self.hub = SnapshotHub(settings, kube_enabled=not self.options.no_kubernetes)
+        selection = FamilySelection(allow=self.options.metric_allowlist, deny=self.options.metric_denylist,
+                                    per_node=not self.options.no_node_metrics,
                                     per_node_names=per_node_family_names())
         self.renderer = Renderer(all_collectors(), wake=self.hub.notify_threadsafe, selection=selection)
         if self.hub.kube_enabled:
@@ -114,7 +118,7 @@ class Runtime:
         self.hub.bind_loop(loop)
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
         try:
-            security = load_web_security(self.options.get("web_config_file"), self.hub.counters.report_web_config)
+            security = load_web_security(self.options.web_config_file, self.hub.counters.report_web_config)
         except WebConfigError as err:
             raise ConfigError(f"--web.config.file: {err}") from None
         stop = stop or _stop_on_signals(loop)
@@ -163,7 +167,7 @@ class Runtime:
         await self.cloud_source.run()
 
     async def _render_loop(self) -> None:
-        interval = self.options["render_interval"]
+        interval = self.options.render_interval
         tick, last_tick = 0, time.monotonic()
         trimmed_after: tuple = ()
         while True:
@@ -228,30 +232,29 @@ async def wait_for_kube_first_sync(hub: SnapshotHub, timeout: float = KUBE_FIRST
     log.warning("the cluster's first list takes over %.0f s; polling the cloud with the targets known so far", timeout)
 
 
-def _make_cloud_source(hub: SnapshotHub, options: dict[str, Any], kube_source: Any) -> Any:
+def _make_cloud_source(hub: SnapshotHub, options: Options, kube_source: KubeSource | None) -> CloudSource:
     from .sources.cloud.settings import CloudSettings
     from .sources.cloud.source import CloudSource
 
     settings = CloudSettings(
-        region_id=options["region"], vpc_id=options["vpc_id"],
-        vswitch_ids=frozenset(options["vswitch_ids"]), security_group_ids=frozenset(options["security_group_ids"]),
+        region_id=options.region, vpc_id=options.vpc_id,
+        vswitch_ids=frozenset(options.vswitch_ids), security_group_ids=frozenset(options.security_group_ids),
         # Not a flag: `capacity` puts in the instance types of its what-ifs.
-        instance_types=frozenset(options.get("instance_types", ())),
-        ecs_endpoint=options["ecs_endpoint"], vpc_endpoint=options["vpc_endpoint"],
-        quotas_endpoint=options["quotas_endpoint"], poll_interval=options["cloud_poll_interval"],
-        census_interval=options["eni_census_interval"], api_rate=options["cloud_api_rate"],
-        leak_grace_period=options["leak_grace_period"], instance_type_ttl=options["instance_type_cache_ttl"],
+        instance_types=options.instance_types,
+        ecs_endpoint=options.ecs_endpoint, vpc_endpoint=options.vpc_endpoint,
+        quotas_endpoint=options.quotas_endpoint, poll_interval=options.cloud_poll_interval,
+        census_interval=options.eni_census_interval, api_rate=options.cloud_api_rate,
+        leak_grace_period=options.leak_grace_period, instance_type_ttl=options.instance_type_cache_ttl,
     )
     cluster = None if kube_source is None else (lambda: kube_source.latest)
     return CloudSource(hub, settings, cluster=cluster)
 
 
-def _make_kube_source(hub: SnapshotHub, options: dict[str, Any]) -> Any:
+def _make_kube_source(hub: SnapshotHub, options: Options) -> KubeSource:
     from .sources.kube.source import KubeSettings, KubeSource
 
-    # `events_since` is not an option anyone sets: `check` and `demo` put it in (see KubeSettings).
-    return KubeSource(hub, KubeSettings(kubeconfig=options["kubeconfig"], namespace=options["terway_namespace"],
-                                        events_since=options.get("events_since")))
+    return KubeSource(hub, KubeSettings(kubeconfig=options.kubeconfig, namespace=options.terway_namespace,
+                                        events_since=options.events_since))
 
 
 async def _close(source: Any) -> None:
