@@ -7,44 +7,45 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import Metric
-from prometheus_client.core import GaugeMetricFamily
 
 from ..model.state import ClusterState
 from ..terway.eniconf import configured_vswitches
 from .base import Collector
+from .families import Family
+
+AVAILABLE = Family(
+    "terway_vswitch_available_ip_addresses",
+    "Free IPv4 addresses of the vSwitch (AvailableIpAddressCount from VPC DescribeVSwitches).",
+    ("vswitch_id",),
+)
+USABLE = Family(
+    "terway_vswitch_ip_addresses",
+    "Usable IPv4 addresses of the vSwitch CIDR: its size minus the 4 the VPC reserves.",
+    ("vswitch_id",),
+)
+INFO = Family(
+    "terway_vswitch_info",
+    "1 for each vSwitch the cluster uses or is configured to use.",
+    ("vswitch_id", "vpc_id", "zone_id", "cidr_block", "name"),
+)
+CONFIGURED = Family(
+    "terway_vswitch_configured",
+    "1 when a configuration references the vSwitch; source is eni_config, node_config "
+    "(dynamic per-node config), node_cr or pod_networking.",
+    ("vswitch_id", "source"),
+)
 
 
 def collect_vswitches(state: ClusterState) -> Iterator[Metric]:
     vswitches = sorted(state.cloud.vswitches.values(), key=lambda v: v.vswitch_id)
-    available = GaugeMetricFamily(
-        "terway_vswitch_available_ip_addresses",
-        "Free IPv4 addresses of the vSwitch (AvailableIpAddressCount from VPC DescribeVSwitches).",
-        labels=["vswitch_id"])
-    usable = GaugeMetricFamily(
-        "terway_vswitch_ip_addresses",
-        "Usable IPv4 addresses of the vSwitch CIDR: its size minus the 4 the VPC reserves.",
-        labels=["vswitch_id"])
-    info = GaugeMetricFamily(
-        "terway_vswitch_info",
-        "1 for each vSwitch the cluster uses or is configured to use.",
-        labels=["vswitch_id", "vpc_id", "zone_id", "cidr_block", "name"])
-    for vsw in vswitches:
-        if vsw.available_ips is not None:  # None: the API's answer was not a count (logged)
-            available.add_metric([vsw.vswitch_id], vsw.available_ips)
-        usable.add_metric([vsw.vswitch_id], vsw.usable_ips)
-        info.add_metric([vsw.vswitch_id, vsw.vpc_id, vsw.zone_id, vsw.cidr_block, vsw.name], 1)
-    yield from (available, usable, info)
+    # None: the API's answer was not a count (logged); the series is left out rather than faked.
+    yield AVAILABLE.build_rows(((v.vswitch_id,), v.available_ips) for v in vswitches if v.available_ips is not None)
+    yield USABLE.build_rows(((v.vswitch_id,), v.usable_ips) for v in vswitches)
+    yield INFO.build_rows(((v.vswitch_id, v.vpc_id, v.zone_id, v.cidr_block, v.name), 1) for v in vswitches)
 
 
 def collect_configured(state: ClusterState) -> Iterator[Metric]:
-    family = GaugeMetricFamily(
-        "terway_vswitch_configured",
-        "1 when a configuration references the vSwitch; source is eni_config, node_config "
-        "(dynamic per-node config), node_cr or pod_networking.",
-        labels=["vswitch_id", "source"])
-    for vswitch_id, source in sorted(configured_vswitches(state.kube)):
-        family.add_metric([vswitch_id, source], 1)
-    yield family
+    yield CONFIGURED.build_rows((pair, 1) for pair in sorted(configured_vswitches(state.kube)))
 
 
 COLLECTORS: tuple[Collector, ...] = (
