@@ -175,7 +175,8 @@ FAULTS: tuple[Fault, ...] = (
                                   "controlplane": {"degradation": None}}}),
     Fault("terway-credentials-revoked", "Terway's AccessKey deleted: an InvalidAccessKeyId.NotFound event a minute",
           ("TerwayCloudCredentialsInvalid",), repeat=_terway_key_event),
-    Fault("exporter-credentials-revoked", "the exporter's AccessKey deleted (the cloud answers InvalidAccessKeyId.NotFound)",
+    Fault("exporter-credentials-revoked",
+          "the exporter's AccessKey deleted (the cloud answers InvalidAccessKeyId.NotFound)",
           ("TerwayExporterCredentialsInvalid", "TerwayExporterSourceFailing"),
           inject={"cloud": {"valid_credentials": False}}, restore={"cloud": {"valid_credentials": None}}),
     Fault("ram-forbidden", "Forbidden.RAM on DescribeNetworkInterfaces and GetProductQuota",
@@ -373,7 +374,8 @@ class Lane:
 
     def ready(self) -> bool:
         if self.exporter is None or not self.exporter.alive():
-            raise RuntimeError(f"lane {self.name}: exporter exited:\n{self.exporter.log()[-2000:] if self.exporter else ''}")
+            log = self.exporter.log()[-2000:] if self.exporter else ""
+            raise RuntimeError(f"lane {self.name}: exporter exited:\n{log}")
         return http(f"http://127.0.0.1:{self.port}/readyz", timeout=2)[0] == 200
 
     def stop_exporter(self) -> None:
@@ -656,7 +658,8 @@ class Run:
             now = time.time()
             for name, steps in pending_steps.items():
                 while steps and t0 + float(steps[0].get("after_seconds", 0)) / s.scale <= now:
-                    self._guard(name, lambda n=name, st=steps.pop(0): self.lanes[n].step(st["set"]))
+                    step = steps.pop(0)
+                    self._guard(name, lambda n=name, st=step: self.lanes[n].step(st["set"]))
             for name, when in list(restart_at.items()):
                 if when <= now:
                     del restart_at[name]
@@ -786,7 +789,8 @@ def markdown(results: Results) -> str:
         lines.append(f"| {miss.what} (`{miss.lane}`) | {miss.notifications}{extra} |")
     if results.scale == 1:
         lines += ["", "| target | alert | figure | met |", "|---|---|---|---|"]
-    for row in sorted(results.alerts, key=lambda a: (a.severity != "critical", a.alert, a.lane)) if results.scale == 1 else ():
+    targets = sorted(results.alerts, key=lambda a: (a.severity != "critical", a.alert, a.lane))
+    for row in targets if results.scale == 1 else ():
         label, limit = target_of(row)
         met = row.fire_seconds is not None and row.fire_seconds <= limit
         lines.append(f"| {row.severity} within {label} | {row.alert} ({row.lane}) | {fmt(row.fire_seconds)} | "

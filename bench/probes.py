@@ -181,7 +181,7 @@ async def scrape_load(url: str, scrapers: int, seconds: float) -> ScrapeResult:
                     async with session.get(url, headers=SCRAPE_HEADERS) as response:
                         body = await response.read()
                         ok = response.status == 200
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     ok, body = False, b""
                 if ok:
                     result.latencies.append(time.perf_counter() - started)

@@ -314,7 +314,8 @@ def render_table(results: dict[int, dict[str, Figures]]) -> str:
                 line.append(_growth([row.value(results[n][kind]) if kind in results[n] else None for n in sizes]))
         table.append(line)
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    # Every row has a cell per column of `head` (the loop above mirrors how `head` is built).
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
              for r in table]
     lines.insert(1, "-" * len(lines[0]))
     if len(sizes) > 1:

@@ -61,8 +61,9 @@ WATCH_SILENCE = 150.0
 KUBE_BACKOFF_MAX = 60.0
 WRITE_TIMEOUT = 30.0
 SLOW_RCVBUF = 4096
-AUTH_CODES = ("InvalidAccessKeyId.NotFound", "InvalidSecurityToken.Expired", "InvalidSecurityToken.MismatchWithAccessKey",
-              "MissingSecurityToken", "SignatureDoesNotMatch", "IncompleteSignature", "CredentialError")
+AUTH_CODES = ("InvalidAccessKeyId.NotFound", "InvalidSecurityToken.Expired",
+              "InvalidSecurityToken.MismatchWithAccessKey", "MissingSecurityToken", "SignatureDoesNotMatch",
+              "IncompleteSignature", "CredentialError")
 
 
 # ------------------------------------------------------------------ options
@@ -473,7 +474,7 @@ async def end(fault: Fault, ctl: Control, soak: Soak) -> None:
             try:
                 await ctl.get(ctl.kube + "/_sim/kube/stats")
                 break
-            except (aiohttp.ClientError, RuntimeError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError, RuntimeError):
                 await asyncio.sleep(0.2)
     elif kind == "malformed":
         await ctl.kube_control("refresh")  # derived objects only: the malformed ones are deleted
@@ -513,7 +514,7 @@ class Soak:
                                        timeout=aiohttp.ClientTimeout(total=10)) as resp:
                     body = await resp.read()
                     status = resp.status
-            except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            except (TimeoutError, aiohttp.ClientError) as err:
                 self.monitor.fail(started, type(err).__name__)
             else:
                 if status == 200:
@@ -534,7 +535,7 @@ class Soak:
                                        timeout=aiohttp.ClientTimeout(total=10)) as resp:
                     body = await resp.read()
                     status = resp.status
-            except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            except (TimeoutError, aiohttp.ClientError) as err:
                 self.steady.fail(started, type(err).__name__)
             else:
                 if status == 200:
@@ -551,7 +552,7 @@ class Soak:
                 try:
                     async with session.get(self.base + path, timeout=aiohttp.ClientTimeout(total=10)) as resp:
                         self.scan.scan(await resp.read(), f"{path} t={self.now():.0f}s", "/ pages")
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     pass
             await asyncio.sleep(2.0)
 
@@ -587,7 +588,7 @@ class Soak:
         while not self.stop.is_set():
             try:
                 await ctl.issued()
-            except (aiohttp.ClientError, RuntimeError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError, RuntimeError):
                 pass
             await asyncio.sleep(5.0)
 
@@ -618,7 +619,7 @@ class Soak:
                     return
                 try:
                     chunk = await asyncio.wait_for(reader.read(1024), timeout=WRITE_TIMEOUT + 30)
-                except (ConnectionError, asyncio.TimeoutError):
+                except (TimeoutError, ConnectionError):
                     break
                 if not chunk:
                     break
@@ -635,7 +636,7 @@ class Soak:
                 stats.cut += 1
                 if mode == "trickle":  # a stalled reader only looks after its own wait
                     stats.seconds_to_cut.append(time.monotonic() - started)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             stats.refused += 1
         finally:
             if writer is not None:
@@ -949,7 +950,8 @@ async def soak_run(o: Options, workdir: Path) -> Report:
                 await asyncio.sleep(1.0)
             alive = exporter.alive()
             rss_end = memory_mb(exporter.pid, "VmRSS") if alive else None
-            cpu_percent = (100 * (cpu_seconds(exporter.pid) - cpu_start) / (time.monotonic() - cpu_t0)) if alive else None
+            cpu_percent = ((100 * (cpu_seconds(exporter.pid) - cpu_start) / (time.monotonic() - cpu_t0))
+                           if alive else None)
             timeline_seconds = soak.now() - start
             issued = len(await ctl.issued())
             cloud_calls = await ctl.cloud_codes()
@@ -1055,7 +1057,7 @@ def render(report: Report) -> str:
         + ", growth " + ("-" if growth is None else f"{growth:+.1f}%")
         + ("" if report.rss_max_mb is None else f", max {report.rss_max_mb:.1f} MB")
         + (" (target <= 10%" + ("" if report.timeline_seconds >= 600 else "; not judged under 10 minutes") + ")"),
-        f"exporter CPU: " + ("-" if report.cpu_percent is None else f"{report.cpu_percent:.1f}% of a core"),
+        "exporter CPU: " + ("-" if report.cpu_percent is None else f"{report.cpu_percent:.1f}% of a core"),
         f"failed scrapes: {report.failed_scrapes} of {report.steady_scrapes} steady scrapes (every "
         f"{report.options['scrape_interval']:g} s; p50 {report.steady_p50_ms or 0:.1f} ms, p99 "
         f"{report.steady_p99_ms or 0:.1f} ms, max {report.steady_max_ms or 0:.1f} ms); monitor: "
@@ -1085,7 +1087,8 @@ def rejudge(workdir: Path) -> Report:
     options = Options(**{k: (Path(v) if k == "keep" and v else (tuple(v) if k == "faults" else v))
                          for k, v in old["options"].items()})
     soak = Soak(options, workdir)
-    soak.samples, soak.steady, soak.monitor, soak.slow = state["samples"], state["steady"], state["monitor"], state["slow"]
+    soak.samples, soak.steady = state["samples"], state["steady"]
+    soak.monitor, soak.slow = state["monitor"], state["slow"]
     soak.rss, soak.log_lines = state["rss"], state["log_lines"]
     soak.t0 = time.monotonic() - (state["samples"][-1].t if state["samples"] else 0.0)
     results = [judge(f, soak, options) for f in state["faults"]]

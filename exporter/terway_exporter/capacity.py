@@ -194,7 +194,8 @@ def zone_headrooms(state: ClusterState, views: list[NodeView] | None = None) -> 
         pods, limit = _least(bounds)
         zones.append(ZoneHeadroom(
             zone_id=zone, nodes=len(by_zone.get(zone, ())),
-            vswitch_ids=tuple(v.vswitch_id for v in vswitches.get(zone, ())), vswitch_free=free, idle=idle, node_room=room, quota_room=quota_room, pods=int(pods), limit=limit,
+            vswitch_ids=tuple(v.vswitch_id for v in vswitches.get(zone, ())), vswitch_free=free, idle=idle,
+            node_room=room, quota_room=quota_room, pods=int(pods), limit=limit,
             unknown_nodes=unknown))
     return tuple(zones)
 

@@ -72,7 +72,7 @@ def parse_endpoint(text: str) -> str:
     candidate = value if "://" in value else f"https://{value}"
     parts = urlsplit(candidate)
     try:
-        parts.port  # urllib parses the port lazily: touch it to reject "host:99999"
+        _ = parts.port  # urllib parses the port lazily: touch it to reject "host:99999"
     except ValueError:
         raise ValueError(f"{text!r} has an invalid port") from None
     host_ok = bool(parts.hostname) and re.fullmatch(r"[A-Za-z0-9.\-:\[\]]+", parts.hostname or "")
@@ -165,7 +165,8 @@ OPTIONS: tuple[Option, ...] = (
            parse_id_list("vsw-"), default=()),
     Option("security-group-ids", "security group IDs to check besides those the configuration names",
            parse_id_list("sg-"), default=()),
-    Option("ecs-endpoint", "ECS API endpoint override: host[:port] or URL (VPC-internal endpoints, tests)", parse_endpoint),
+    Option("ecs-endpoint", "ECS API endpoint override: host[:port] or URL (VPC-internal endpoints, tests)",
+           parse_endpoint),
     Option("vpc-endpoint", "VPC API endpoint override: host[:port] or URL", parse_endpoint),
     Option("quotas-endpoint", "Quota Center API endpoint override: host[:port] or URL", parse_endpoint),
     Option("kubeconfig", "kubeconfig file; when absent, the in-cluster service account", parse_readable_file,
@@ -182,7 +183,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("leak-grace-period", "how long a Terway ENI may stay detached before it counts as leaked",
            parse_duration, default=900.0),
     Option("instance-type-cache-ttl", "how long instance-type limits are cached", parse_duration, default=21600.0),
-    Option("cloud-api-rate", "most cloud API requests per second, all APIs together (Terway shares the account's limits)",
+    Option("cloud-api-rate",
+           "most cloud API requests per second, all APIs together (Terway shares the account's limits)",
            parse_positive_float, default=5.0),
     Option("metric-allowlist", "expose only the metric families matching one of these regular expressions "
            "(comma-separated, whole name as queried, e.g. terway_vswitch_.*,terway_exporter_.*); "

@@ -193,7 +193,8 @@ def describe_instance_types(world: World, params: dict[str, str]) -> dict[str, A
              and matches(params, "InstanceTypeFamily", ".".join(it.instance_type.split(".")[:2]))]
     page, paging = token_page(found, params, minimum=1, default=INSTANCE_TYPE_PAGE_MAX,
                               maximum=INSTANCE_TYPE_PAGE_MAX, clamp=False)
-    return {"NextToken": paging["NextToken"], "InstanceTypes": {"InstanceType": [instance_type_item(it) for it in page]}}
+    return {"NextToken": paging["NextToken"],
+            "InstanceTypes": {"InstanceType": [instance_type_item(it) for it in page]}}
 
 
 # --------------------------------------------------------------------------- security groups

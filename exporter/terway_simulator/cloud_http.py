@@ -20,7 +20,8 @@ from aiohttp import web
 JSON_CONTENT_TYPE = "application/json;charset=utf-8"
 
 # code -> (HTTP status, Message), as the API references' error-code tables list them (STS-token codes
-# as the gateway answers them; **unverified** where no reference lists the code). Forbidden.RAM also carries AccessDeniedDetail naming the action, see forbidden_ram().
+# as the gateway answers them; **unverified** where no reference lists the code). Forbidden.RAM also
+# carries AccessDeniedDetail naming the action, see forbidden_ram().
 KNOWN_ERRORS: dict[str, tuple[int, str]] = {
     "Throttling": (400, "You have made too many requests within a short time; "
                         "your request is denied due to request throttling."),

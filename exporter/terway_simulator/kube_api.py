@@ -151,7 +151,8 @@ class KubeApi:
         if request.headers.get("Authorization") != f"Bearer {self.sim.token}":
             return status_response(401, "Unauthorized", "Unauthorized")
         if request.method != "GET":
-            return status_response(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            return status_response(405, "MethodNotAllowed",
+                                   "the server does not allow this method on the requested resource")
         await self.thawed.wait()
         self.sim.before_request()
         parts = [p for p in request.path.split("/") if p]
@@ -191,13 +192,15 @@ class KubeApi:
         obj = self.sim.find(req.resource, key)
         if obj is None:
             qualified = req.kind.plural + (f".{req.kind.group}" if req.kind.group else "")
-            details = {"name": req.name, "kind": req.kind.plural, **({"group": req.kind.group} if req.kind.group else {})}
+            details = {"name": req.name, "kind": req.kind.plural,
+                       **({"group": req.kind.group} if req.kind.group else {})}
             return status_response(404, "NotFound", f'{qualified} "{req.name}" not found', details)
         return web.json_response(obj)
 
     def _selectors(self, request: web.Request, req: _Request) -> tuple[Selector, Selector]:
         labels = parse_label_selector(request.query.get("labelSelector"))
-        fields = parse_field_selector(request.query.get("fieldSelector"), req.kind.supported_fields, req.kind.resource_label)
+        fields = parse_field_selector(request.query.get("fieldSelector"), req.kind.supported_fields,
+                                      req.kind.resource_label)
         return labels, fields
 
     def _matcher(self, req: _Request, labels: Selector, fields: Selector):
@@ -263,7 +266,8 @@ class KubeApi:
             try:
                 backlog = store.events_since(req.resource, int(rv_param))
             except ValueError:
-                return status_response(400, "BadRequest", f'resourceVersion: Invalid value: "{rv_param}": must be an integer')
+                return status_response(400, "BadRequest",
+                                       f'resourceVersion: Invalid value: "{rv_param}": must be an integer')
             except Expired as err:
                 if self.sim.expired_watch == "http":
                     return status_response(410, "Expired", str(err))
@@ -312,7 +316,7 @@ class KubeApi:
                 break
             try:
                 event = await asyncio.wait_for(queue.get(), timeout=min(0.2, deadline - now))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if bookmarks and time.monotonic() >= next_bookmark and queue.empty():
                     await _send(resp, "BOOKMARK", _bookmark(req.kind, self.sim.store.rv))
                     next_bookmark = time.monotonic() + self.sim.bookmark_seconds

@@ -88,7 +88,8 @@ def _conditions(world: World, ready: bool, scheduled_at: float, not_ready: list[
     init_msg = "containers with incomplete status: [terway-init]"
     return [
         *([cond("PodReadyToStartContainers", sandbox)] if reports_sandbox_condition(world) else []),
-        cond("Initialized", initialized, "" if initialized else "ContainersNotInitialized", "" if initialized else init_msg),
+        cond("Initialized", initialized, "" if initialized else "ContainersNotInitialized",
+             "" if initialized else init_msg),
         cond("Ready", ready, "" if ready else "ContainersNotReady", "" if ready else unready),
         cond("ContainersReady", ready, "" if ready else "ContainersNotReady", "" if ready else unready),
         cond("PodScheduled", True),
@@ -134,11 +135,15 @@ def daemon_pod(world: World, node: WorldNode, name: str) -> dict | None:
             last_exit = None
             if restarts:
                 finished = world.started_at - 40
-                last_exit = {"exitCode": int(state.get("exit_code", 1)), "reason": state.get("terminated_reason", "Error"),
+                last_exit = {"exitCode": int(state.get("exit_code", 1)),
+                             "reason": state.get("terminated_reason", "Error"),
                              "startedAt": ts(finished - 5), "finishedAt": ts(finished),
                              "containerID": f"containerd://{short_hash(name + str(restarts), 32)}"}
-            message = (f"back-off 5m0s restarting failed container=terway pod={name}_kube-system("
-                       f"{uid('pod', 'kube-system/' + name)})") if reason == "CrashLoopBackOff" else state.get("waiting_message", "")
+            if reason == "CrashLoopBackOff":
+                message = (f"back-off 5m0s restarting failed container=terway pod={name}_kube-system("
+                           f"{uid('pod', 'kube-system/' + name)})")
+            else:
+                message = state.get("waiting_message", "")
             containers.append(_waiting(cname, image, reason, message, restarts, last_exit))
         else:
             containers.append(_running(cname, image, started, restarts if cname == "terway" else 0))
@@ -155,8 +160,9 @@ def daemon_pod(world: World, node: WorldNode, name: str) -> dict | None:
     not_ready = [c["name"] for c in containers if not c["ready"]]
     return {
         "kind": "Pod", "apiVersion": "v1",
-        "metadata": {**_meta(world, "kube-system", name, {"app": "terway-eniip", "controller-revision-hash": "6c7d9f8b5d",
-                                                           "pod-template-generation": "2"},
+        "metadata": {**_meta(world, "kube-system", name,
+                             {"app": "terway-eniip", "controller-revision-hash": "6c7d9f8b5d",
+                              "pod-template-generation": "2"},
                              float(state.get("age_seconds", 7 * 86400)) + 30, ("DaemonSet", "terway-eniip")),
                      "annotations": {"kubernetes.io/psp": "ack.privileged"}},
         "spec": {
@@ -405,7 +411,8 @@ def pod_log(world: World, pod: dict, container: str | None, previous: bool) -> s
             raise LogError(400, f"a container name must be specified for pod {name}, choose one of: "
                                 f"[{' '.join(names)}] or one of the init containers: [{' '.join(init_names)}]")
         container = names[0]
-    statuses = {s["name"]: s for s in pod["status"].get("containerStatuses", []) + pod["status"].get("initContainerStatuses", [])}
+    statuses = {s["name"]: s for s in
+                pod["status"].get("containerStatuses", []) + pod["status"].get("initContainerStatuses", [])}
     if container not in names + init_names:
         raise LogError(400, f"container {container} is not valid for pod {name}")
     status = statuses.get(container) or {}

@@ -16,7 +16,8 @@ import asyncio
 import logging
 import random
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from . import kube_objects as ko
 from . import kube_pods as kp
@@ -136,7 +137,8 @@ class KubeSimulator:
         changes += store.replace("deployments", ko.deployments(world))
         changes += store.replace("configmaps", ko.configmaps(world))
         changes += store.replace("services", ko.services(world))
-        changes += store.replace("namespaces", [_namespace(world, n) for n in ("default", "kube-system", "kube-public")])
+        changes += store.replace("namespaces",
+                                 [_namespace(world, n) for n in ("default", "kube-system", "kube-public")])
         if ko.crds_enabled(world):
             changes += store.replace("podnetworkings", ko.pod_networkings(world))
             changes += store.replace("podenis", pod_enis(world))
@@ -225,7 +227,8 @@ class KubeSimulator:
         if obj is None and resource == "pods":
             for node_name, entries in self._app_index.items():
                 if any(pod_id == key for pod_id, _ in entries):
-                    return next(p for p in self.app_pods(node_name) if f"{p['metadata']['namespace']}/{p['metadata']['name']}" == key)
+                    return next(p for p in self.app_pods(node_name)
+                                if f"{p['metadata']['namespace']}/{p['metadata']['name']}" == key)
         return obj
 
     def resource_available(self, resource: str) -> bool:

@@ -14,8 +14,9 @@ import base64
 import json
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 # A watcher whose queue grows past this is cut off, as the API server drops a watcher whose channel is full.
 MAX_WATCH_BACKLOG = 100_000
@@ -198,4 +199,5 @@ def decode_continue(token: str) -> tuple[int, int]:
         raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         return int(raw["rv"]), int(raw["start"])
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)") from err
+        raise ValueError("continue key is not valid: "
+                         "incorrect encoded start resourceVersion (version meta.k8s.io/v1)") from err

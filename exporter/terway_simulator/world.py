@@ -193,7 +193,7 @@ class World:
             eni_id="eni-" + digest[:20], vswitch_id=node.vswitch_id, zone_id=node.zone_id,
             instance_id=node.instance_id, status="InUse", type="Primary", creator="",
             ips=[WorldIP(ip=node.primary_ip)], created_at=self.started_at - 7 * 86400,
-            mac="00:16:3e:%s:%s:%s" % (digest[20:22], digest[22:24], digest[24:26]),
+            mac=f"00:16:3e:{digest[20:22]}:{digest[22:24]}:{digest[24:26]}",
         )
 
     def issue_temporary_credential(self, duration_seconds: float, now: float | None = None) -> WorldCredential:
@@ -318,7 +318,7 @@ class _Allocator:
         return "eni-" + hashlib.sha1(f"{self.world.name}/{self.counter}".encode()).hexdigest()[:20]
 
     def mac(self) -> str:
-        return "00:16:3e:%02x:%02x:%02x" % ((self.counter >> 16) & 255, (self.counter >> 8) & 255, self.counter & 255)
+        return f"00:16:3e:{(self.counter >> 16) & 255:02x}:{(self.counter >> 8) & 255:02x}:{self.counter & 255:02x}"
 
     def ip(self, vswitch_id: str) -> str:
         net = self.networks.get(vswitch_id)
@@ -349,10 +349,12 @@ def _add_node(world: World, alloc: _Allocator, item: dict[str, Any]) -> WorldNod
     vswitch = item.get("vswitch") or _first_vswitch(world, zone)
     instance_type = item["instance_type"]
     if instance_type not in world.instance_types:
-        raise ScenarioError(f"scenario {world.name!r}: node {item['name']!r} names unknown instance type {instance_type!r}")
+        raise ScenarioError(
+            f"scenario {world.name!r}: node {item['name']!r} names unknown instance type {instance_type!r}")
+    derived_instance_id = "i-" + hashlib.sha1(f"{world.name}/{item['name']}".encode()).hexdigest()[:20]
     node = WorldNode(
         name=item["name"],
-        instance_id=item.get("instance_id", "i-" + hashlib.sha1(f"{world.name}/{item['name']}".encode()).hexdigest()[:20]),
+        instance_id=item.get("instance_id", derived_instance_id),
         instance_type=instance_type, zone_id=zone, vswitch_id=vswitch,
         primary_ip=item.get("primary_ip") or alloc.ip(vswitch),
         ready=bool(item.get("ready", True)),
@@ -366,7 +368,7 @@ def _add_node(world: World, alloc: _Allocator, item: dict[str, Any]) -> WorldNod
     limits = world.instance_types[instance_type]
     eni_count = int(item.get("enis", 1))
     pods, idle = int(item.get("pods", 0)), int(item.get("idle", 0))
-    for n in range(eni_count):
+    for _ in range(eni_count):
         eni = WorldEni(eni_id=alloc.eni_id(), vswitch_id=vswitch, zone_id=zone, instance_id=node.instance_id,
                        mac=alloc.mac(), created_at=world.started_at - 86400)
         node.enis.append(eni)
@@ -385,8 +387,8 @@ def _add_node(world: World, alloc: _Allocator, item: dict[str, Any]) -> WorldNod
         while wanted and len(eni.ips) < limits.ips_per_eni:
             eni.ips.append(WorldIP(ip=alloc.ip(vswitch), pod_id=wanted.pop()))
     if wanted:
-        raise ScenarioError(
-            f"scenario {world.name!r}: node {node.name!r} holds more IPs than {eni_count} ENIs of {instance_type} allow")
+        raise ScenarioError(f"scenario {world.name!r}: node {node.name!r} holds more IPs than "
+                            f"{eni_count} ENIs of {instance_type} allow")
     world.nodes[node.name] = node
     return node
 

@@ -4,7 +4,8 @@
 Every check in `CHECK_NAMES` is always evaluated, so `terway_config_problems{check}` can say 0.
 Objects name the place to fix: `<ConfigMap>/<key>` for a config, a vSwitch / security group ID, a
 zone, or a node. vSwitch and security-group checks judge every configuration Terway creates ENIs from:
-eni-config, the per-node dynamic configs, and PodNetworkings (`podnetworking/<name>` in messages). Checks that need cloud data say nothing until the cloud source has answered.
+eni-config, the per-node dynamic configs, and PodNetworkings (`podnetworking/<name>` in messages).
+Checks that need cloud data say nothing until the cloud source has answered.
 
 A dynamic config (node label `terway-config`) is merge-patched over `eni-config`; a problem it
 only inherits is reported once, under `eni-config`.
@@ -312,7 +313,7 @@ def pool_min_above_max(ctx: _Context) -> Iterable[Problem]:
         else:
             effect = "terwayd caps min_pool_size to max_pool_size, so the configured minimum is never kept"
         yield Problem("pool_min_above_max", _where(name),
-                      "min_pool_size %d is above max_pool_size %d: " % bounds + effect)
+                      "min_pool_size {:d} is above max_pool_size {:d}: ".format(*bounds) + effect)
 
 
 def pool_min_above_capacity(ctx: _Context, views: list[NodeView]) -> Iterable[Problem]:

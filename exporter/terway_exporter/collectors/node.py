@@ -138,7 +138,7 @@ def collect_nodes(state: ClusterState) -> Iterable[Metric]:
     parts = node_parts(state)
     merged = [metric.samples for metric in parts.empty]
     for _, _, build in parts.items:
-        for samples, metric in zip(merged, build()):
+        for samples, metric in zip(merged, build(), strict=True):  # _node_metrics: one metric per family
             samples.extend(metric.samples)
     return list(parts.empty)
 
@@ -167,7 +167,7 @@ def _ip_samples(view: NodeView, out: list) -> None:
     if view.ipam_mode in (IPAM_LEGACY, IPAM_PREFIX):  # in-use and idle not visible: never report 0
         out.append(IPS.sample({"node": view.name, "state": "unknown"}, float(counts.unknown)))
         return
-    for state, value in zip(IP_STATES, (counts.in_use, counts.idle, counts.unavailable)):
+    for state, value in zip(IP_STATES, (counts.in_use, counts.idle, counts.unavailable), strict=True):
         if value or state in ALWAYS_SHOWN_IP_STATES:
             out.append(IPS.sample({"node": view.name, "state": state}, float(value)))
 

@@ -10,7 +10,8 @@ from .model import Evidence
 
 CANNOT_GET_IP_AFTER = 60
 STUCK_AFTER = 300
-IP_EXHAUSTION = r"InvalidVSwitchId\.IpNotEnough|QuotaExceeded\.PrivateIpAddress|EniPerInstanceLimitExceeded|MaxEniCountExceeded"
+IP_EXHAUSTION = (r"InvalidVSwitchId\.IpNotEnough|QuotaExceeded\.PrivateIpAddress"
+                 r"|EniPerInstanceLimitExceeded|MaxEniCountExceeded")
 
 
 def cannot_get_ip(ctx: Context) -> list[Evidence]:

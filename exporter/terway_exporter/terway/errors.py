@@ -13,10 +13,12 @@ the right series:
 | `QuotaExceeded.Eni` (the Terway common issues guide)      | `MaxEniCountExceeded`             |
 | `Forbidden.Ram.User` (the Terway common issues guide)     | `Forbidden.RAM`                   |
 | `InvalidAccessKeyId` without a suffix (the Terway common issues guide) | `InvalidAccessKeyId.NotFound` |
-| `InvalidAccessKeySecret` (the Terway common issues guide) | `SignatureDoesNotMatch` (a wrong secret fails the signature) |
-| `InvalidSecurityGroup.NotFound` (the Terway common issues guide; real only for DeleteSecurityGroup) | `InvalidSecurityGroupId.NotFound` |
+| `InvalidAccessKeySecret` (the Terway common issues guide) | `SignatureDoesNotMatch` (1) |
+| `InvalidSecurityGroup.NotFound` (the Terway common issues guide) (2) | `InvalidSecurityGroupId.NotFound` |
 | `InvalidVSwitchID.IPNotEnough` (Terway's troubleshooting notes, above) | `InvalidVSwitchId.IpNotEnough` |
 | "failed to find CNI configuration file" (the Terway common issues guide) | `CNIConfigMissing` |
+
+(1) a wrong secret fails the signature. (2) a real code only for DeleteSecurityGroup.
 
 Terway's own words for an exhausted vSwitch also map onto `InvalidVSwitchId.IpNotEnough`. After
 a call fails with `InvalidVSwitchId.IpNotEnough` (or `QuotaExceeded.PrivateIpAddress`), Terway

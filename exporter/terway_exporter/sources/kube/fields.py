@@ -8,7 +8,7 @@ reflector logs that one object and skips it, and the rest of the store stays int
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ...utf8 import valid_utf8
@@ -109,7 +109,7 @@ def timestamp(parent: Any, key: str) -> float | None:
     except ValueError:
         raise ProjectionError(f"{key} is {value[:40]!r}, not an RFC 3339 time") from None
     if parsed.tzinfo is None:  # the API server always sends UTC; be lenient with a missing zone
-        return parsed.replace(tzinfo=timezone.utc).timestamp()
+        return parsed.replace(tzinfo=UTC).timestamp()
     return parsed.timestamp()
 
 

@@ -30,7 +30,8 @@ def project_node(raw: dict[str, Any]) -> KubeNode:
         # Interned: thousands of nodes share a few instance types, zones and regions.
         instance_type=sys.intern(
             _first_label(labels, "node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")),
-        zone_id=sys.intern(_first_label(labels, "topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")),
+        zone_id=sys.intern(
+            _first_label(labels, "topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")),
         region_id=sys.intern(
             _first_label(labels, "topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region")),
         terway_config=text(labels, LABEL_TERWAY_CONFIG),
