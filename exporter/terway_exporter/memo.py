@@ -22,7 +22,7 @@ def reuse_while_same(key: str, inputs: tuple[Any, ...], compute: Callable[[], T]
     with _LOCK:
         hit = _LAST.get(key)
     if hit is not None and len(hit[0]) == len(inputs) and all(a is b for a, b in zip(hit[0], inputs, strict=True)):
-        return hit[1]  # type: ignore[no-any-return]
+        return hit[1]
     value = compute()
     with _LOCK:
         _LAST[key] = (inputs, value)

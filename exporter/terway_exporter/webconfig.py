@@ -412,6 +412,7 @@ class TLSMaterial:
 def read_material(tls: TLSSettings) -> TLSMaterial:
     """Read and check the certificate, key and client CAs; WebConfigError names what is wrong."""
     from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 
     where = "tls_server_config."
@@ -427,7 +428,7 @@ def read_material(tls: TLSSettings) -> TLSMaterial:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except TypeError:
         raise WebConfigError(f"{key_origin}: the key is encrypted; give an unencrypted PEM key") from None
-    except (ValueError, serialization.UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm):
         raise WebConfigError(f"{key_origin}: no PEM private key could be read") from None
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if key.public_key().public_bytes(*spki) != chain[0].public_key().public_bytes(*spki):
@@ -462,7 +463,7 @@ def build_context(tls: TLSSettings, material: TLSMaterial) -> ssl.SSLContext:
         ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     else:
         ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
-    openssl_names = [GO_CIPHER_SUITES[c] for c in tls.cipher_suites if GO_CIPHER_SUITES[c]]
+    openssl_names = [name for c in tls.cipher_suites if (name := GO_CIPHER_SUITES[c])]
     if openssl_names:
         try:
             ctx.set_ciphers(":".join(openssl_names))
@@ -559,9 +560,12 @@ class WebSecurity:
         self.path = config.path
         self.config = config
         self.report = report or (lambda ok, not_after: None)
-        self.material = read_material(config.tls) if config.tls else None
+        self.material: TLSMaterial | None = None
         # The listening socket's context; `current` is handed to each new connection (sni_callback).
-        self.ssl_context = build_context(config.tls, self.material) if config.tls else None
+        self.ssl_context: ssl.SSLContext | None = None
+        if config.tls:
+            self.material = read_material(config.tls)
+            self.ssl_context = build_context(config.tls, self.material)
         self.current = self.ssl_context
         if self.ssl_context is not None:
             self.ssl_context.sni_callback = self._on_client_hello
@@ -599,33 +603,38 @@ class WebSecurity:
         self._seen = signature
         try:
             config = read_web_config(self.path)
-            if (config.tls is None) != (self.config.tls is None):
+            new_tls, old_tls = config.tls, self.config.tls
+            if (new_tls is None) != (old_tls is None):
                 raise WebConfigError("turning TLS on or off needs a restart of the exporter")
-            if config.tls is not None and config.tls.fixed_at_start() != self.config.tls.fixed_at_start():
+            # From here old_tls is None exactly when new_tls is.
+            if new_tls is not None and old_tls is not None and new_tls.fixed_at_start() != old_tls.fixed_at_start():
                 raise WebConfigError("client_auth_type, min_version, max_version, cipher_suites, "
                                      "prefer_server_cipher_suites and curve_preferences are fixed at start: "
                                      "restart the exporter to change them")
             if config.http2 != self.config.http2:
                 log.warning("web configuration: http_server_config.http2 changed; it has no effect here "
                             "(HTTP/1.1 only)")
-            material = read_material(config.tls) if config.tls else None
+            material: TLSMaterial | None = None
             context = self.current
-            if config.tls is not None and (material != self.material or config.tls != self.config.tls):
-                context = build_context(config.tls, material)
+            if config.tls:
+                material = read_material(config.tls)
+                if material != self.material or config.tls != self.config.tls:
+                    context = build_context(config.tls, material)
         except WebConfigError as err:
             log.error("web configuration %s not reloaded, keeping the one in force: %s", self.path, err)
             self.report(False, None)
             return
-        changed_cert = material is not None and self.material is not None and material.serial != self.material.serial
+        new_cert = material if (material is not None and self.material is not None
+                                and material.serial != self.material.serial) else None
         if config.rate_limit_interval != self.config.rate_limit_interval or \
                 config.rate_limit_burst != self.config.rate_limit_burst:
             self.limiter = self._limiter(config)
         self.config, self.material, self.current = config, material, context
         self._seen = self._signature(config)  # the files the new configuration names
         self._warn_about(config)
-        if changed_cert:
+        if new_cert is not None:
             log.info("web configuration reloaded: serving certificate %s serial %x, valid until %s",
-                     material.subject, material.serial, _utc(material.not_after))
+                     new_cert.subject, new_cert.serial, _utc(new_cert.not_after))
         else:
             log.info("web configuration reloaded from %s", self.path)
         self.report(True, material.not_after if material else None)
@@ -649,14 +658,16 @@ class WebSecurity:
         try:
             if time.monotonic() - self._last_check >= HANDSHAKE_CHECK_INTERVAL:
                 self.check()
-            if self.current is not context:
-                ssl_object.context = self.current
+            current = self.current
+            assert current is not None, "the SNI callback is installed only when TLS is on"
+            if current is not context:
+                ssl_object.context = current
         except Exception:  # an exception here would fail the handshake: keep serving the old certificate
             log.exception("web configuration check during a TLS handshake failed")
 
-    def _signature(self, config: WebConfig) -> tuple:
+    def _signature(self, config: WebConfig) -> tuple[tuple[str | int | None, ...], ...]:
         paths = (self.path, *(config.tls.files() if config.tls else ()))
-        out = []
+        out: list[tuple[str | int | None, ...]] = []
         for path in paths:
             try:
                 st = os.stat(path)  # follows the ..data symlink a Secret volume swaps

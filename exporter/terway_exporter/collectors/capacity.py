@@ -70,7 +70,7 @@ def collect_capacity(state: ClusterState) -> Iterable[Metric]:
     for zone in capacity.zones:
         values = {NODE_CAPACITY: zone.node_room, VSWITCH_IPS: zone.idle + zone.vswitch_free,
                   ENI_QUOTA: zone.quota_room}
-        by_limit += [((zone.zone_id, limit), float(values[limit])) for limit in LIMITS if values[limit] is not None]
+        by_limit += [((zone.zone_id, limit), float(value)) for limit in LIMITS if (value := values[limit]) is not None]
     new = capacity.new_nodes
     return [
         ZONE_PODS.build_rows(((z.zone_id,), float(z.pods)) for z in capacity.zones),

@@ -9,7 +9,7 @@ of the per-sample cost). The formatters only read the labels, never change them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import Metric
@@ -30,10 +30,11 @@ class Family:
             return self.name[: -len("_total")]
         return self.name
 
-    def sample(self, labels: Mapping[str, str], value: float) -> Sample:
+    # Labels are dicts, as prometheus_client's Sample declares them (shared, never changed: see above).
+    def sample(self, labels: dict[str, str], value: float) -> Sample:
         return Sample(self.name, labels, value)
 
-    def build(self, samples: Iterable[tuple[Mapping[str, str], float]] = ()) -> Metric:
+    def build(self, samples: Iterable[tuple[dict[str, str], float]] = ()) -> Metric:
         """A metric from (labels dict, value) pairs; the family is exposed even with no samples."""
         metric = Metric(self.family_name, self.help, self.kind)
         metric.samples = [Sample(self.name, labels, value) for labels, value in samples]

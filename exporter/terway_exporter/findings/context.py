@@ -106,7 +106,7 @@ class Context:
     @cached_property
     def waiting(self) -> dict[str, tuple[int, float]]:
         """terway_pods_waiting_for_network and ..._oldest_seconds: node -> (pods, oldest age in seconds)."""
-        count: dict[str, int] = {}
+        count: dict[str, float] = {}  # sample values are floats; int() below
         oldest: dict[str, float] = {}
         for metric in collect_waiting(self.state):
             for sample in metric.samples:

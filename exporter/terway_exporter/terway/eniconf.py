@@ -313,6 +313,7 @@ def parse_cni_conf(data: Mapping[str, str]) -> CniConf | ConfigError | None:
 
     None when the ConfigMap has neither key (terway-cli then fails in terway-init).
     """
+    entry: dict[str, Any] | ConfigError | None
     if CNI_CONFLIST_KEY in data:
         doc = load_json_object(data[CNI_CONFLIST_KEY], CNI_CONFLIST_KEY)
         if isinstance(doc, ConfigError):

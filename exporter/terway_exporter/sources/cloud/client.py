@@ -110,7 +110,8 @@ def proxies_for(url: str, env: Mapping[str, str] | None = None) -> dict[str, str
     if _is_loopback(host):
         return direct
     proxies = _env_proxies(env)
-    if not proxies or urllib.request.proxy_bypass_environment(host, proxies):
+    # proxy_bypass_environment exists at runtime (CPython's urllib/request.py) but typeshed omits it.
+    if not proxies or urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]
         return direct
     return {"http": proxies.get("http"), "https": proxies.get("https")}
 

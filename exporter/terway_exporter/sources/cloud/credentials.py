@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from alibabacloud_credentials.http import HttpOptions
 from alibabacloud_credentials.provider import (
@@ -67,14 +68,21 @@ class CredentialOptions:
     role_session_name: str = "terway-exporter"
 
 
+class CredentialsProvider(Protocol):
+    """What the chain needs of an `alibabacloud_credentials` provider (that library has no type hints)."""
+
+    def get_credentials(self) -> Any:  # -> alibabacloud_credentials Credentials, or None
+        ...
+
+
 class ChainProvider:
     """The first provider of the chain that yields a credential, then that one only
     (like the library's default chain with `reuse_last_provider_enabled`)."""
 
-    def __init__(self, providers: list[tuple[str, object]], problems: list[str] | None = None) -> None:
+    def __init__(self, providers: list[tuple[str, CredentialsProvider]], problems: list[str] | None = None) -> None:
         self._providers = providers
         self._problems = list(problems or [])
-        self._chosen: tuple[str, object] | None = None
+        self._chosen: tuple[str, CredentialsProvider] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -104,10 +112,10 @@ def default_provider(env: Mapping[str, str] | None = None, options: CredentialOp
     """The credential chain, configured from `env` (default: the process environment)."""
     env = os.environ if env is None else env
     options = options or CredentialOptions()
-    providers: list[tuple[str, object]] = []
+    providers: list[tuple[str, CredentialsProvider]] = []
     problems: list[str] = []
 
-    def add(name: str, build) -> None:
+    def add(name: str, build: Callable[[], CredentialsProvider]) -> None:
         try:
             providers.append((name, build()))
         except (ValueError, OSError) as err:  # misconfiguration: report it if nothing else works

@@ -263,13 +263,13 @@ class CloudSource:
     async def poll_once(self) -> bool:
         targets = self.targets()
         client = self._client_for(targets.region_id)
-        ok = await self._step(VSWITCHES, lambda: self._poll_vswitches(client, targets))
+        ok = await self._step(VSWITCHES, client, lambda c: self._poll_vswitches(c, targets))
         targets = replace(targets, vpc_id=self.vpc_id(targets))
         results = await asyncio.gather(
-            self._step(ENI_LEAKS, lambda: self._poll_leaks(client, targets)),
-            self._step(ENI_QUOTA, lambda: self._poll_quota(client, targets)),
-            self._step(INSTANCE_TYPES, lambda: self._poll_instance_types(client, targets)),
-            self._step(SECURITY_GROUPS, lambda: self._poll_security_groups(client, targets)),
+            self._step(ENI_LEAKS, client, lambda c: self._poll_leaks(c, targets)),
+            self._step(ENI_QUOTA, client, lambda c: self._poll_quota(c, targets)),
+            self._step(INSTANCE_TYPES, client, lambda c: self._poll_instance_types(c, targets)),
+            self._step(SECURITY_GROUPS, client, lambda c: self._poll_security_groups(c, targets)),
         )
         return ok and all(results)
 
@@ -277,7 +277,7 @@ class CloudSource:
         targets = self.targets()
         targets = replace(targets, vpc_id=self.vpc_id(targets))
         client = self._client_for(targets.region_id)
-        return await self._step(ENI_CENSUS, lambda: self._run_census(client, targets))
+        return await self._step(ENI_CENSUS, client, lambda c: self._run_census(c, targets))
 
     def targets(self) -> Targets:
         """Settings merged with what the cluster names. A region, VPC or instance type from the
@@ -332,14 +332,16 @@ class CloudSource:
                                        self._limiter, self._executor, self._env)
         return self._client
 
-    async def _step(self, name: str, fetch: Callable[[], Awaitable[dict[str, Any]]]) -> bool:
-        """Run one step; publish its fields on success, keep the old ones on failure."""
+    async def _step(self, name: str, client: CloudClient | None,
+                    fetch: Callable[[CloudClient], Awaitable[dict[str, Any]]]) -> bool:
+        """Run one step with `client` (None: the region is unknown); publish its fields on success,
+        keep the old ones on failure."""
         started, wall = time.monotonic(), time.time()
         previous = self.statuses.get(name)
         try:
-            if self._client is None:
+            if client is None:
                 raise StepError("region unknown: set --region or let the cluster name it")
-            changes = await fetch()
+            changes = await fetch(client)
         except (CloudApiError, StepError) as err:
             error = str(err)
         except Exception as err:  # parsing or a bug: one line, never a crash
@@ -385,6 +387,7 @@ class CloudSource:
         listed = {v.vswitch_id: v for v in await self._list_vswitches(client, vpc_id)} if vpc_id else {}
         for vsw_id in listed:  # the listing is fresher than any single-ID answer
             self._vswitch_cache.pop((client.region_id, vsw_id), None)
+        missing: frozenset[str]
         if not t.vswitch_ids:
             found, missing = listed, frozenset()
         else:

@@ -68,12 +68,16 @@ def _check_tls(path: str, configuration: client.Configuration) -> None:
             context.load_verify_locations(cafile=configuration.ssl_ca_cert)
         except (OSError, ssl.SSLError):
             raise KubeconfigError(f"{path!r}: certificate-authority(-data) is not a readable PEM CA bundle") from None
-    if configuration.cert_file or configuration.key_file:
+    cert_file, key_file = configuration.cert_file, configuration.key_file
+    if cert_file or key_file:
+        unusable = KubeconfigError(f"{path!r}: client-certificate and client-key (or their -data) do not load "
+                                   "as a PEM certificate and its key")
+        if not cert_file:  # a key without a certificate
+            raise unusable
         try:
-            context.load_cert_chain(configuration.cert_file, configuration.key_file)
+            context.load_cert_chain(cert_file, key_file)
         except (OSError, ssl.SSLError, TypeError):
-            raise KubeconfigError(f"{path!r}: client-certificate and client-key (or their -data) do not load "
-                                  "as a PEM certificate and its key") from None
+            raise unusable from None
 
 
 def _position(err: yaml.YAMLError) -> str:

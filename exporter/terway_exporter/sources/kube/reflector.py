@@ -23,7 +23,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -227,7 +227,9 @@ class Reflector(Generic[T]):
                 raise ApiError(f"list response has no items list ({type(entries).__name__})")
             for raw in entries:
                 self._project_into(found, raw)
-            metadata = page.get("metadata") if isinstance(page.get("metadata"), dict) else {}
+            metadata = page.get("metadata")
+            if not isinstance(metadata, dict):
+                metadata = {}
             self.resource_version = str(metadata.get("resourceVersion") or "")
             token = metadata.get("continue") or None
             if not token:
@@ -399,7 +401,7 @@ class Reflector(Generic[T]):
         return backoff_delay(failures, self.settings.backoff_initial, self.settings.backoff_max, self._rng)
 
 
-async def ndjson_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+async def ndjson_lines(content: aiohttp.StreamReader) -> AsyncGenerator[bytes, None]:
     """The complete lines of a watch stream; raises ApiError when it ends inside a line."""
     buffer = bytearray()
     async for chunk in content.iter_any():
@@ -437,7 +439,9 @@ def _status_message(body: bytes) -> str:
 
 
 def _object_name(raw: dict[str, Any]) -> str:
-    metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    metadata = raw.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
     name = str(metadata.get("name") or "?")[:120]
     namespace = metadata.get("namespace")
     return f"{namespace}/{name}" if namespace else name

@@ -225,13 +225,13 @@ def group_status(name: str, members: Mapping[str, ReflectorStatus]) -> SourceSta
     """One source's status from its reflectors' (None until all of them tried a first list)."""
     if not members or not all(m.attempted for m in members.values()):
         return None
-    successes = [m.last_success for m in members.values()]
+    successes = [m.last_success for m in members.values() if m.last_success is not None]
     durations = [m.last_duration for m in members.values() if m.last_duration is not None]
     errors = [f"{reflector}: {m.error}" if len(members) > 1 else m.error
               for reflector, m in members.items() if m.error]
     return SourceStatus(
         name=name, attempted=True, up=all(m.up for m in members.values()),
-        last_success=None if None in successes else min(successes),
+        last_success=min(successes) if len(successes) == len(members) else None,  # None: one never succeeded
         last_duration=max(durations) if durations else None,
         error=errors[0] if errors else "",
     )
