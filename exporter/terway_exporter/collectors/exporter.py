@@ -10,68 +10,68 @@ import platform
 from collections.abc import Iterable
 
 from prometheus_client import Metric
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from .. import __version__, telemetry
 from ..model.state import ClusterState
 from .base import Collector
+from .families import Family
+
+BUILD_INFO = Family("terway_exporter_build_info", "Version of terway-exporter and of its Python; always 1.",
+                    ("version", "python_version"))
+SOURCE_UP = Family("terway_exporter_source_up",
+                   "1 when the last poll or watch of the source succeeded, 0 when it failed "
+                   "(its metrics then keep their last good values).", ("source",))
+SOURCE_LAST_SUCCESS = Family("terway_exporter_source_last_success_timestamp_seconds",
+                             "Unix time of the source's last successful poll or watch sync.", ("source",))
+SOURCE_DURATION = Family("terway_exporter_source_duration_seconds", "Duration of the source's last poll or list.",
+                         ("source",))
+CLOUD_REQUESTS = Family(telemetry.CLOUD_REQUESTS + "_total", telemetry.CLOUD_REQUESTS_HELP, ("api", "code"),
+                        kind="counter")
+CLOUD_DURATION = Family(telemetry.CLOUD_DURATION, telemetry.CLOUD_DURATION_HELP, ("api",), kind="histogram")
+RATE_LIMIT_WAIT = Family(telemetry.RATE_LIMIT_WAIT + "_total", telemetry.RATE_LIMIT_WAIT_HELP, ("api",),
+                         kind="counter")
+WATCH_RESTARTS = Family(telemetry.WATCH_RESTARTS + "_total", telemetry.WATCH_RESTARTS_HELP, ("resource", "reason"),
+                        kind="counter")
+SCRAPES_REJECTED = Family(telemetry.SCRAPES_REJECTED + "_total", telemetry.SCRAPES_REJECTED_HELP, ("reason",),
+                          kind="counter")
+WEB_RELOAD_SUCCESS = Family(telemetry.WEB_RELOAD_SUCCESS, telemetry.WEB_RELOAD_SUCCESS_HELP)
+WEB_RELOAD_FAILURES = Family(telemetry.WEB_RELOAD_FAILURES + "_total", telemetry.WEB_RELOAD_FAILURES_HELP,
+                             kind="counter")
+WEB_LAST_SUCCESS = Family(telemetry.WEB_LAST_SUCCESS, telemetry.WEB_LAST_SUCCESS_HELP)
+WEB_CERT_NOT_AFTER = Family(telemetry.WEB_CERT_NOT_AFTER, telemetry.WEB_CERT_NOT_AFTER_HELP)
+# node_exporter's node_scrape_collector_success{collector} (collector/collector.go): a collector that
+# raises is visible, while the renderer keeps serving the others (render.Renderer adds this family).
+COLLECTOR_SUCCESS = Family("terway_exporter_collector_success",
+                           "1 when the collector's last run succeeded, 0 when it raised (its families then keep "
+                           "their last good output, or are absent).", ("collector",))
+REJECT_REASONS = ("too_many_concurrent", "write_timeout")
 
 
 def build_info(state: ClusterState) -> Iterable[Metric]:
-    family = GaugeMetricFamily("terway_exporter_build_info", "Version of terway-exporter and of its Python; always 1.",
-                               labels=["version", "python_version"])
-    family.add_metric([__version__, platform.python_version()], 1)
-    yield family
+    yield BUILD_INFO.build_rows([((__version__, platform.python_version()), 1)])
 
 
 def source_health(state: ClusterState) -> Iterable[Metric]:
-    up = GaugeMetricFamily("terway_exporter_source_up",
-                           "1 when the last poll or watch of the source succeeded, 0 when it failed "
-                           "(its metrics then keep their last good values).", labels=["source"])
-    last = GaugeMetricFamily("terway_exporter_source_last_success_timestamp_seconds",
-                             "Unix time of the source's last successful poll or watch sync.", labels=["source"])
-    duration = GaugeMetricFamily("terway_exporter_source_duration_seconds",
-                                 "Duration of the source's last poll or list.", labels=["source"])
-    for name in sorted(state.sources):
-        status = state.sources[name]
-        if not status.attempted:
-            continue
-        up.add_metric([name], 1 if status.up else 0)
-        if status.last_success is not None:
-            last.add_metric([name], status.last_success)
-        if status.last_duration is not None:
-            duration.add_metric([name], status.last_duration)
-    yield from (up, last, duration)
+    statuses = [state.sources[name] for name in sorted(state.sources) if state.sources[name].attempted]
+    yield SOURCE_UP.build_rows(((s.name,), 1 if s.up else 0) for s in statuses)
+    yield SOURCE_LAST_SUCCESS.build_rows(((s.name,), s.last_success) for s in statuses if s.last_success is not None)
+    yield SOURCE_DURATION.build_rows(((s.name,), s.last_duration) for s in statuses if s.last_duration is not None)
 
 
 def cloud_api(state: ClusterState) -> Iterable[Metric]:
     stats = state.stats
-    requests = CounterMetricFamily(telemetry.CLOUD_REQUESTS, telemetry.CLOUD_REQUESTS_HELP, labels=["api", "code"])
-    for (api, code), count in sorted(stats.cloud_requests.items()):
-        requests.add_metric([api, code], count)
-    latency = HistogramMetricFamily(telemetry.CLOUD_DURATION, telemetry.CLOUD_DURATION_HELP, labels=["api"])
-    for api, hist in sorted(stats.cloud_request_durations.items()):
-        buckets = [(_bound(b), float(c)) for b, c in hist.buckets]
-        latency.add_metric([api], buckets, hist.sum)
-    wait = CounterMetricFamily(telemetry.RATE_LIMIT_WAIT, telemetry.RATE_LIMIT_WAIT_HELP, labels=["api"])
-    for api, seconds in sorted(stats.cloud_rate_limit_wait.items()):
-        wait.add_metric([api], seconds)
-    yield from (requests, latency, wait)
+    yield CLOUD_REQUESTS.build_rows(sorted(stats.cloud_requests.items()))
+    yield CLOUD_DURATION.histogram(((api,), hist.buckets, hist.sum)
+                                   for api, hist in sorted(stats.cloud_request_durations.items()))
+    yield RATE_LIMIT_WAIT.build_rows(((api,), seconds) for api, seconds in sorted(stats.cloud_rate_limit_wait.items()))
 
 
 def kube_watches(state: ClusterState) -> Iterable[Metric]:
-    restarts = CounterMetricFamily(telemetry.WATCH_RESTARTS, telemetry.WATCH_RESTARTS_HELP,
-                                   labels=["resource", "reason"])
-    for (resource, reason), count in sorted(state.stats.kube_watch_restarts.items()):
-        restarts.add_metric([resource, reason], count)
-    yield restarts
+    yield WATCH_RESTARTS.build_rows(sorted(state.stats.kube_watch_restarts.items()))
 
 
 def scrapes_rejected(state: ClusterState) -> Iterable[Metric]:
-    rejected = CounterMetricFamily(telemetry.SCRAPES_REJECTED, telemetry.SCRAPES_REJECTED_HELP, labels=["reason"])
-    for reason in ("too_many_concurrent", "write_timeout"):
-        rejected.add_metric([reason], state.stats.scrapes_rejected.get(reason, 0))
-    yield rejected
+    yield SCRAPES_REJECTED.build_rows(((r,), state.stats.scrapes_rejected.get(r, 0)) for r in REJECT_REASONS)
 
 
 def web_config(state: ClusterState) -> Iterable[Metric]:
@@ -79,38 +79,17 @@ def web_config(state: ClusterState) -> Iterable[Metric]:
     stats = state.stats.web_config
     if stats is None:
         return
-    success = GaugeMetricFamily(telemetry.WEB_RELOAD_SUCCESS, telemetry.WEB_RELOAD_SUCCESS_HELP)
-    success.add_metric([], 1 if stats.reload_success else 0)
-    failures = CounterMetricFamily(telemetry.WEB_RELOAD_FAILURES, telemetry.WEB_RELOAD_FAILURES_HELP)
-    failures.add_metric([], stats.failures)
-    yield from (success, failures)
+    yield WEB_RELOAD_SUCCESS.build([({}, 1 if stats.reload_success else 0)])
+    yield WEB_RELOAD_FAILURES.build([({}, stats.failures)])
     if stats.last_success is not None:
-        last = GaugeMetricFamily(telemetry.WEB_LAST_SUCCESS, telemetry.WEB_LAST_SUCCESS_HELP)
-        last.add_metric([], stats.last_success)
-        yield last
+        yield WEB_LAST_SUCCESS.build([({}, stats.last_success)])
     if stats.cert_not_after is not None:
-        expiry = GaugeMetricFamily(telemetry.WEB_CERT_NOT_AFTER, telemetry.WEB_CERT_NOT_AFTER_HELP)
-        expiry.add_metric([], stats.cert_not_after)
-        yield expiry
-
-
-# node_exporter's node_scrape_collector_success{collector} (collector/collector.go): a collector that
-# raises is visible, while the renderer keeps serving the others (render.Renderer adds this family).
-COLLECTOR_SUCCESS = "terway_exporter_collector_success"
-COLLECTOR_SUCCESS_HELP = ("1 when the collector's last run succeeded, 0 when it raised (its families then keep "
-                          "their last good output, or are absent).")
+        yield WEB_CERT_NOT_AFTER.build([({}, stats.cert_not_after)])
 
 
 def collector_success(outcomes: Iterable[tuple[str, bool]]) -> Metric:
     """The renderer's own family: whether each collector's last run succeeded, in exposition order."""
-    family = GaugeMetricFamily(COLLECTOR_SUCCESS, COLLECTOR_SUCCESS_HELP, labels=["collector"])
-    for name, ok in outcomes:
-        family.add_metric([name], 1 if ok else 0)
-    return family
-
-
-def _bound(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(float(bound))
+    return COLLECTOR_SUCCESS.build_rows(((name,), 1 if ok else 0) for name, ok in outcomes)
 
 
 COLLECTORS = (

@@ -9,11 +9,12 @@ of the per-sample cost). The formatters only read the labels, never change them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Metric
 from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +22,7 @@ class Family:
     name: str  # as exposed; a counter's name ends in _total
     help: str
     labels: tuple[str, ...] = ()
-    kind: str = "gauge"  # "gauge" or "counter"
+    kind: str = "gauge"  # "gauge", "counter" or "histogram"
 
     @property
     def family_name(self) -> str:
@@ -43,7 +44,20 @@ class Family:
     def build_rows(self, rows: Iterable[tuple[tuple[str, ...], float]]) -> Metric:
         """A metric from (label values in `labels` order, value) pairs."""
         names = self.labels
-        return self.build((dict(zip(names, values)), value) for values, value in rows)
+        return self.build((dict(zip(names, values, strict=True)), value) for values, value in rows)
+
+    def histogram(self, rows: Iterable[tuple[tuple[str, ...], Sequence[tuple[float, float]], float]]) -> Metric:
+        """A histogram from (label values, cumulative (upper bound, count) buckets ending in +Inf, sum)
+        rows: the _bucket series with `le`, then _count and _sum, as prometheus_client's
+        HistogramMetricFamily lays them out."""
+        metric = Metric(self.family_name, self.help, "histogram")
+        for values, buckets, total in rows:
+            labels = dict(zip(self.labels, values, strict=True))
+            metric.samples.extend(Sample(f"{self.name}_bucket", {**labels, "le": floatToGoString(bound)}, count)
+                                  for bound, count in buckets)
+            metric.samples.append(Sample(f"{self.name}_count", labels, buckets[-1][1]))
+            metric.samples.append(Sample(f"{self.name}_sum", labels, total))
+        return metric
 
     def state_set(self, states: Iterable[str], current: str, label: str = "state") -> Metric:
         """One series per state, 1 on the current one and 0 on the others."""
