@@ -119,7 +119,7 @@ def _state_key(state: ClusterState, reads: frozenset[str], tick: int) -> tuple:
     Snapshots are immutable and replaced on change, so identity is a cheap and exact
     change test; `now` stands for the periodic tick of age-based collectors.
     """
-    key = []
+    key: list[object] = []
     for part in sorted(reads):
         if part == "now":
             key.append(tick)
@@ -194,6 +194,7 @@ class Renderer:
 
     def _render_parts(self, collector: Collector, state: ClusterState, want_om: bool) -> tuple[bytes, bytes | None]:
         """Render only the parts whose inputs changed; reuse the others' text as it is."""
+        assert collector.parts is not None, "only called for collectors with parts"
         parts = collector.parts(state)
         selection = self.selection
         empties = parts.empty if selection.everything else selection.keeps_all(parts.empty)
@@ -215,7 +216,8 @@ class Renderer:
         text = _join_parts(headers, [p.chunks for p in fresh.values()])
         if om_headers is None:
             return text, None
-        return text, _join_parts(om_headers, [p.om_chunks for p in fresh.values()])
+        # Every part has its OpenMetrics chunks when want_om (re-rendered above when missing).
+        return text, _join_parts(om_headers, [p.om_chunks for p in fresh.values() if p.om_chunks is not None])
 
 
 def _same_objects(old: tuple, new: tuple) -> bool:

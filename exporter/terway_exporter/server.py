@@ -29,7 +29,7 @@ from .webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
 
-EXPOSITION_KEY = web.AppKey("exposition", Callable)
+EXPOSITION_KEY: web.AppKey[Callable[[], Exposition | None]] = web.AppKey("exposition")
 HUB_KEY = web.AppKey("hub", SnapshotHub)
 # aiohttp's writer drains once more than 64 KiB are buffered; writing slices of that size keeps
 # each connection's buffered share of the body at about two slices.
@@ -46,7 +46,7 @@ class ScrapeLimits:
 
 
 LIMITS_KEY = web.AppKey("scrape_limits", ScrapeLimits)
-STATUS_PAGE_KEY = web.AppKey("status_page", Callable)  # () -> the cached status page, or None
+STATUS_PAGE_KEY: web.AppKey[Callable[[], bytes | None]] = web.AppKey("status_page")  # the cached page, or None
 SCRAPE_SLOTS_KEY = web.AppKey("scrape_slots", asyncio.Semaphore)
 
 
@@ -135,9 +135,9 @@ async def metrics(request: web.Request) -> web.StreamResponse:
             # it) and ask the render loop to make OpenMetrics from now on.
             current.want_openmetrics()
             openmetrics = False
-        if openmetrics:
-            body = current.openmetrics_gzip if gzipped else current.openmetrics
-            content_type = OPENMETRICS_CONTENT_TYPE
+        om_body = current.openmetrics_gzip if gzipped else current.openmetrics
+        if openmetrics and om_body is not None:
+            body, content_type = om_body, OPENMETRICS_CONTENT_TYPE
         else:
             body, content_type = (current.text_gzip if gzipped else current.text), TEXT_CONTENT_TYPE
         # aiohttp's `content_type` argument rejects parameters; set the header whole.
@@ -193,7 +193,7 @@ async def index(request: web.Request) -> web.Response:
         f"<td>{html.escape(s.error)}</td></tr>"
         for s in sorted(hub.sources.values(), key=lambda s: s.name)
     )
-    page = (
+    fallback = (
         "<!doctype html><html><head><title>terway-exporter</title></head><body>"
         "<h1>terway-exporter</h1><ul>"
         '<li><a href="/metrics">/metrics</a>: Prometheus metrics</li>'
@@ -202,4 +202,4 @@ async def index(request: web.Request) -> web.Response:
         f"<h2>Sources</h2><table><tr><th>source</th><th>state</th><th>last error</th></tr>{rows}</table>"
         "</body></html>"
     )
-    return web.Response(text=page, content_type="text/html")
+    return web.Response(text=fallback, content_type="text/html")

@@ -262,7 +262,8 @@ def _tls_settings(value: Any, directory: str) -> TLSSettings | None:
         versions.append(version)
     if TLS_VERSIONS[versions[0]] > TLS_VERSIONS[versions[1]]:
         raise WebConfigError(f"{where}min_version: {versions[0]} is above max_version {versions[1]}")
-    ciphers = tuple(_string(c, f"{where}cipher_suites") for c in _list(raw.get("cipher_suites"), where + "cipher_suites"))
+    ciphers = tuple(_string(c, f"{where}cipher_suites")
+                    for c in _list(raw.get("cipher_suites"), where + "cipher_suites"))
     unknown = [c for c in ciphers if c not in GO_CIPHER_SUITES]
     if unknown:
         raise WebConfigError(f"{where}cipher_suites: unknown cipher: {unknown[0]} (Go's crypto/tls "
@@ -468,7 +469,8 @@ def build_context(tls: TLSSettings, material: TLSMaterial) -> ssl.SSLContext:
         try:
             ctx.set_ciphers(":".join(openssl_names))
         except ssl.SSLError:
-            raise WebConfigError(f"tls_server_config.cipher_suites: none is available in {ssl.OPENSSL_VERSION}") from None
+            raise WebConfigError(
+                f"tls_server_config.cipher_suites: none is available in {ssl.OPENSSL_VERSION}") from None
         available = {c["name"] for c in ctx.get_ciphers()}
         missing = [go for go in tls.cipher_suites if GO_CIPHER_SUITES[go] and GO_CIPHER_SUITES[go] not in available]
         if missing:

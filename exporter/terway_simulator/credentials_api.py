@@ -97,7 +97,8 @@ async def _sts(request: web.Request) -> web.Response:
     state = request.app[CREDENTIALS_STATE]
     params = dict(request.query)
     if request.content_type == "application/x-www-form-urlencoded":
-        params.update(await request.post())
+        # A form field that is a file upload is not a parameter the service reads: kept as its text.
+        params.update({k: v if isinstance(v, str) else str(v) for k, v in (await request.post()).items()})
     request_id = new_request_id()
     state.count(params.get("Action", "(none)"))
     try:

@@ -36,7 +36,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TOKEN = "terway-sim-token"
 SIM_KEY = web.AppKey("kube_sim", KubeSimulator)
 # Stops this server and serves the same KubeSimulator again on the same port after a pause (seconds).
-RestartHook = Callable[[float], Awaitable[None]]
-RESTART_KEY = web.AppKey("kube_restart", RestartHook)
+RestartHook = Callable[[float], Coroutine[Any, Any, None]]
+RESTART_KEY: web.AppKey[RestartHook] = web.AppKey("kube_restart")
 _BACKGROUND: set[asyncio.Task] = set()  # restarts in progress (a task outlives the request that asked)
 _BY_PATH = {(r.group, r.version, r.plural): name for name, r in RESOURCES.items()}
 _NOT_FOUND = "the server could not find the requested resource"
@@ -188,6 +188,7 @@ class KubeApi:
     # ------------------------------------------------------------------ get / list
 
     def _get(self, req: _Request) -> web.Response:
+        assert req.name is not None, "routed here only with a name"
         key = f"{req.namespace}/{req.name}" if req.kind.namespaced else req.name
         obj = self.sim.find(req.resource, key)
         if obj is None:
@@ -225,7 +226,8 @@ class KubeApi:
                 return status_response(410, "Expired", _CONTINUE_EXPIRED, None, **{"continue": fresh})
         match = self._matcher(req, labels, fields)
         strip = req.resource not in CRD_RESOURCES  # built-in lists carry no kind/apiVersion per item
-        items, position, more = [], start, False
+        items: list[dict[str, Any]] = []
+        position, more = start, False
         for obj in self.sim.objects(req.resource, fields, start):
             if limit and len(items) >= limit:
                 more = True
@@ -425,6 +427,7 @@ class KubeApi:
                                                "the resource is namespaced) as strings"}, status=400)
         key = f"{namespace}/{name}" if RESOURCES[resource].namespaced else name
         self.sim.auto_refresh = False  # else the next request's refresh would take it away at once
+        assert isinstance(obj, dict)  # checked above with its metadata
         changes = self.sim.store.replace(resource, [obj], scope={key})
         return web.json_response({"changes": changes, "resourceVersion": self.sim.store.rv})
 

@@ -323,6 +323,7 @@ def waiting_pod_events(world: World, now: float | None = None) -> list[dict]:
                     message = sandbox.get("message") or SANDBOX_FAILURE
                     count = int(sandbox.get("count", 3))
                     last = ko.relative_at(sandbox, "last_seen", world, 30.0)
+                    assert last is not None, "a default age is given, so a time is always found"
                     first = last - 3600.0
                     repeat = float(sandbox.get("repeat_seconds") or 0)
                     if repeat > 0 and now is not None and now > last:

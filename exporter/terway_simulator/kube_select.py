@@ -54,7 +54,9 @@ _EQ_RE = re.compile(r"^\s*([A-Za-z0-9._/-]+)\s*(==|=|!=)\s*([A-Za-z0-9._/:-]*)\s
 
 def _split_top_level(text: str) -> list[str]:
     """Split on commas that are not inside `in (...)` parentheses."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "(":
             depth += 1

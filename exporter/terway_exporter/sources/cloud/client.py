@@ -84,7 +84,8 @@ def classify(err: BaseException, secrets: tuple[str, ...] = ()) -> Failure:
                        err.get_http_status(), scrub(err.get_error_msg(), secrets))
     if isinstance(err, ClientException):
         code = err.get_error_code()
-        return Failure(CONNECTION_ERROR if code == "SDK.HttpError" else code, message=scrub(err.get_error_msg(), secrets))
+        return Failure(CONNECTION_ERROR if code == "SDK.HttpError" else code,
+                       message=scrub(err.get_error_msg(), secrets))
     if isinstance(err, CredentialsError):
         return Failure(CREDENTIAL_ERROR, message=scrub(err, secrets))
     # e.g. the SDK's IndexError on a SignatureDoesNotMatch message without ':'.
@@ -246,7 +247,8 @@ class CloudClient:
                 log.warning("cloud API call failed: api=%s code=%s http_status=%s request_id=%s attempts=%d message=%s",
                             api, failure.code, failure.http_status or "-", failure.request_id or "-", attempt,
                             failure.message or "-")
-                raise CloudApiError(api, failure.code, failure.request_id, failure.http_status, failure.message, attempt)
+                raise CloudApiError(api, failure.code, failure.request_id, failure.http_status, failure.message,
+                                    attempt)
             await asyncio.sleep(self._backoff(attempt, failure))
         raise AssertionError("unreachable")
 
