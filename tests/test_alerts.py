@@ -66,6 +66,7 @@ def test_rules_pass_promtool_check_without_lint_warnings():
     assert "WARNING" not in (result.stdout + result.stderr).upper()
 
 
+@pytest.mark.slow  # promtool over every rule test file: about 20 s
 def test_promtool_unit_tests_pass():
     """Every file of alerts/tests through `promtool test rules`, one promtool per file, as many at once as
     there are cores (largest first): promtool evaluates a file's tests one after the other on one core."""
@@ -229,6 +230,7 @@ def exposed_families(text: str) -> set[str]:
     return set(re.findall(r"^# TYPE (\S+) ", text, re.M))
 
 
+@pytest.mark.slow  # a demo process
 def test_the_exporter_exposes_every_family_the_rules_read(tmp_path):
     wanted = rule_metrics() - set(RECORDS) - PROMETHEUS_SERIES
     missing: set[str] = set(wanted)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import pty
@@ -30,7 +29,7 @@ import jsonschema
 import pytest
 import yaml
 
-from terway_exporter.cli import main as cli_main
+from support.cli import run_cli
 from terway_simulator.run import start_simulators
 from terway_simulator.world import load_world, read_scenario, scenario_names
 
@@ -122,15 +121,9 @@ def simulated(scenario: str, workdir: Path) -> Iterator[Simulated]:
         loop.close()
 
 
-def run(sim: Simulated, monkeypatch, *args: str) -> tuple[int, str]:
+def run(sim: Simulated, *args: str) -> tuple[int, str]:
     """One command through the CLI's own entry point, stdout captured."""
-    for key, value in sim.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("TERWAY_EXPORTER_LOG_LEVEL", raising=False)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli_main([*args, *sim.endpoints()])
-    return code, out.getvalue()
+    return run_cli([*args, *sim.endpoints()], sim.env)
 
 
 def assert_fits(text: str) -> None:
@@ -138,19 +131,24 @@ def assert_fits(text: str) -> None:
     assert not long, long
 
 
-def fresh(scenario: str, workdir: Path, monkeypatch, *args: str) -> tuple[int, str]:
+def fresh(scenario: str, workdir: Path, *args: str) -> tuple[int, str]:
     """One command on the scenario from its start (its own simulators: a fault on the first calls
     hits each run alike)."""
     with simulated(scenario, workdir) as sim:
-        return run(sim, monkeypatch, *args)
+        return run(sim, *args)
 
 
-@pytest.mark.parametrize("scenario", scenario_names())
-def test_check_and_capacity_on_each_scenario(scenario, tmp_path, monkeypatch):
-    code, out = fresh(scenario, tmp_path, monkeypatch, "check", "--output", "json")
-    text_code, text = fresh(scenario, tmp_path, monkeypatch, "check")
-    cap_code, cap = fresh(scenario, tmp_path, monkeypatch, "capacity", "--output", "json")
-    cap_text_code, cap_text = fresh(scenario, tmp_path, monkeypatch, "capacity")
+# The fast loop runs a few scenarios (a clean one, one with critical findings, one that cannot check); CI all.
+FAST_SCENARIOS = {"healthy", "demo", "bad-credentials"}
+
+
+@pytest.mark.parametrize("scenario", [pytest.param(name, marks=() if name in FAST_SCENARIOS else pytest.mark.slow)
+                                      for name in scenario_names()])
+def test_check_and_capacity_on_each_scenario(scenario, tmp_path):
+    code, out = fresh(scenario, tmp_path, "check", "--output", "json")
+    text_code, text = fresh(scenario, tmp_path, "check")
+    cap_code, cap = fresh(scenario, tmp_path, "capacity", "--output", "json")
+    cap_text_code, cap_text = fresh(scenario, tmp_path, "capacity")
     steady = scenario not in UNSTEADY  # two runs of it see the same
     document = json.loads(out)
     jsonschema.validate(document, SCHEMA)
@@ -197,17 +195,17 @@ def test_check_and_capacity_on_each_scenario(scenario, tmp_path, monkeypatch):
     assert cap_text.rstrip().splitlines()[-1].startswith("Summary: ")
 
 
-def capacity_of(scenario: str, tmp_path: Path, monkeypatch, *args: str) -> tuple[int, dict, str]:
+def capacity_of(scenario: str, tmp_path: Path, *args: str) -> tuple[int, dict, str]:
     with simulated(scenario, tmp_path) as sim:
-        code, out = run(sim, monkeypatch, "capacity", "--output", "json", *args)
-        _, text = run(sim, monkeypatch, "capacity", *args)
+        code, out = run(sim, "capacity", "--output", "json", *args)
+        _, text = run(sim, "capacity", *args)
     return code, json.loads(out), text
 
 
-def test_capacity_on_the_demo_follows_terways_accounting(tmp_path, monkeypatch):
+def test_capacity_on_the_demo_follows_terways_accounting(tmp_path):
     """The demo by hand: ecs.g7.* hold 4 ENIs of 15 IPs (45 pod IPs on 3 secondary ENIs); 20 of the
     account's 100 ENIs are left; vSwitch terway-j has 12 free IPs."""
-    code, data, _ = capacity_of("demo", tmp_path, monkeypatch)
+    code, data, _ = capacity_of("demo", tmp_path)
     assert code == 0
     assert data["eni_quota"] == {"quota": 100, "used": 80, "source": "quota_center", "remaining": 20}
     zones = {z["zone_id"]: z for z in data["zones"]}
@@ -230,18 +228,18 @@ def test_capacity_on_the_demo_follows_terways_accounting(tmp_path, monkeypatch):
     assert addable[("cn-hangzhou-j", "ecs.g7.xlarge")]["nodes"] == 0  # 12 free IPs < 22
 
 
-def test_what_if_names_the_limit_hit_first(tmp_path, monkeypatch):
+def test_what_if_names_the_limit_hit_first(tmp_path):
     with simulated("demo", tmp_path) as sim:
-        code, out = run(sim, monkeypatch, "capacity", "--output", "json", "--add-nodes", "50",
+        code, out = run(sim, "capacity", "--output", "json", "--add-nodes", "50",
                         "--instance-type", "ecs.g7.xlarge", "--zone", "cn-hangzhou-h", "--pods-per-node", "20")
-        _, text = run(sim, monkeypatch, "capacity", "--add-nodes", "50", "--instance-type", "ecs.g7.xlarge",
+        _, text = run(sim, "capacity", "--add-nodes", "50", "--instance-type", "ecs.g7.xlarge",
                       "--zone", "cn-hangzhou-h", "--pods-per-node", "20")
-        small_code, small = run(sim, monkeypatch, "capacity", "--output", "json", "--add-nodes", "5",
+        small_code, small = run(sim, "capacity", "--output", "json", "--add-nodes", "5",
                                 "--instance-type", "ecs.g7.xlarge", "--zone", "cn-hangzhou-h", "--pods-per-node", "20")
-        full_code, full = run(sim, monkeypatch, "capacity", "--output", "json", "--add-nodes", "2",
+        full_code, full = run(sim, "capacity", "--output", "json", "--add-nodes", "2",
                               "--instance-type", "ecs.g7.xlarge", "--zone", "cn-hangzhou-h",
                               "--pods-per-node", "60")
-        bad_type, _ = run(sim, monkeypatch, "capacity", "--add-nodes", "2", "--instance-type", "ecs.nope.large")
+        bad_type, _ = run(sim, "capacity", "--add-nodes", "2", "--instance-type", "ecs.nope.large")
     what = json.loads(out)["what_if"]
     # 20 pods + min_pool_size 0 = 20 IPs on 2 new ENIs per node: 1000 of 4042 free IPs, but 100 of 20 ENIs left.
     assert code == 1 and not what["fits"] and what["first_limit"] == "eni_quota"
@@ -260,13 +258,13 @@ def test_what_if_names_the_limit_hit_first(tmp_path, monkeypatch):
     assert bad_type == 3
 
 
-def test_capacity_counts_a_full_vswitch_and_legacy_nodes(tmp_path, monkeypatch):
-    _, exhausted, _ = capacity_of("stuck-vswitch-exhausted", tmp_path, monkeypatch)
+def test_capacity_counts_a_full_vswitch_and_legacy_nodes(tmp_path):
+    _, exhausted, _ = capacity_of("stuck-vswitch-exhausted", tmp_path)
     zones = {z["zone_id"]: z for z in exhausted["zones"]}
     assert zones["cn-hangzhou-h"]["vswitch_free"] == 0 and zones["cn-hangzhou-h"]["pods"] == 0  # 0 idle, 0 free
     assert zones["cn-hangzhou-h"]["limit"] == "vswitch_ips"
     assert all(a["nodes"] == 0 for a in exhausted["addable"] if a["zone_id"] == "cn-hangzhou-h")
-    _, legacy, text = capacity_of("legacy-ipam", tmp_path, monkeypatch)
+    _, legacy, text = capacity_of("legacy-ipam", tmp_path)
     assert all(n["ipam_mode"] == "legacy" for n in legacy["new_nodes"])
     assert legacy["zones"] and all(z["unknown_nodes"] == 0 for z in legacy["zones"])
     assert "legacy IPAM" in text or "legacy" in text
@@ -296,6 +294,7 @@ def cli_process(sim: Simulated, *args: str, tty: bool = False) -> tuple[int, str
     return proc.wait(120), b"".join(chunks).decode().replace("\r\n", "\n"), stderr
 
 
+@pytest.mark.slow  # two check processes
 def test_check_as_a_process_colours_a_terminal_only_and_keeps_secrets(tmp_path):
     with simulated("bad-credentials", tmp_path) as sim:
         code, out, err = cli_process(sim, "check")
@@ -311,6 +310,7 @@ def test_check_as_a_process_colours_a_terminal_only_and_keeps_secrets(tmp_path):
     assert "TerwayExporterCredentialsInvalid" in out and out.rstrip().splitlines()[-1].endswith("exit 3")
 
 
+@pytest.mark.slow  # three processes
 def test_usage_errors_exit_3_not_2(tmp_path):
     """For check, 2 means a critical finding: a typo must not read as one."""
     for argv in (["check", "--output", "yaml"], ["capacity", "--add-nodes", "3"], ["check", "--no-such-flag"]):
@@ -327,19 +327,19 @@ def _readme_block(after: str) -> str:
     return text[start:text.index("```", start)]
 
 
-def test_readme_shows_what_check_and_capacity_print_on_the_demo(tmp_path, monkeypatch):
+def test_readme_shows_what_check_and_capacity_print_on_the_demo(tmp_path):
     """The README's two runs are real output: the same commands on the demo print them again (the time of
     the run aside)."""
     with simulated("demo", tmp_path) as sim:
-        _, check = run(sim, monkeypatch, "check")
-        _, capacity = run(sim, monkeypatch, "capacity", "--add-nodes", "12", "--instance-type", "ecs.g7.xlarge",
+        _, check = run(sim, "check")
+        _, capacity = run(sim, "capacity", "--add-nodes", "12", "--instance-type", "ecs.g7.xlarge",
                           "--zone", "cn-hangzhou-h", "--pods-per-node", "30")
     stamp = re.compile(r"^(Checked|Computed) at .*$", re.M)
     assert stamp.sub("", _readme_block("terway-exporter check --ecs-endpoint")) == stamp.sub("", check)
     assert stamp.sub("", _readme_block("--add-nodes 12 --instance-type")) == stamp.sub("", capacity)
 
 
-def test_check_counts_terways_events_of_the_alerts_window_only(tmp_path, monkeypatch):
+def test_check_counts_terways_events_of_the_alerts_window_only(tmp_path):
     """The alerts count Terway's Warning events of the last 10 minutes (increase over 10m): `check` judges the
     same window. The same stuck cluster, its events last seen 2 minutes ago, then 11 minutes ago."""
     def event_alerts(last_seen_ago: int) -> set[str]:
@@ -348,7 +348,7 @@ def test_check_counts_terways_events_of_the_alerts_window_only(tmp_path, monkeyp
             item["last_seen_ago"] = last_seen_ago
         path = tmp_path / f"stuck-{last_seen_ago}.yaml"
         path.write_text(yaml.safe_dump(data))
-        _, out = fresh(str(path), tmp_path, monkeypatch, "check", "--output", "json")
+        _, out = fresh(str(path), tmp_path, "check", "--output", "json")
         return {f["alert"] for f in json.loads(out)["findings"]
                 if any(e["label"] == "terway_events" for e in f["evidence"])}
 

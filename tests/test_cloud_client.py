@@ -5,29 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import time
 
 import pytest
 
+from support.clock import ManualClock
 from support.cloud import settings_for, simulated_cloud, static_env, targets_for
+from support.waiting import wait_until_async
 from terway_exporter.hub import SnapshotHub
 from terway_simulator.world import build_world, read_scenario
 from terway_exporter.sources.cloud.client import endpoint_url, proxies_for
 from terway_exporter.sources.cloud.ratelimit import RateLimiter
 from terway_exporter.sources.cloud.source import CloudSource
-
-
-class ManualClock:
-    """Time that moves only when the limiter sleeps: exact, instant tests."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 async def test_limiter_spreads_requests_at_the_rate():
@@ -59,10 +47,13 @@ async def test_limiter_halves_after_throttling_and_recovers_by_doubling():
 
 
 async def test_limiter_serves_concurrent_waiters_without_exceeding_the_rate():
-    limiter = RateLimiter(20.0)
-    start = time.monotonic()
-    await asyncio.gather(*(limiter.acquire() for _ in range(11)))
-    assert time.monotonic() - start >= 0.45  # 10 after the first, at 20/s
+    clock = ManualClock()
+    limiter = RateLimiter(16.0, clock=clock, sleep=clock.sleep)
+    waits = await asyncio.gather(*(limiter.acquire() for _ in range(11)))
+    # All arrive at once and are served in arrival order, one at a time: the first takes the burst, each
+    # next one 1/16 s after the one before it.
+    assert waits == pytest.approx([n / 16 for n in range(11)])
+    assert clock.now == pytest.approx(10 / 16)  # 10 after the first, at 16/s
 
 
 @pytest.mark.parametrize(("value", "url"), [
@@ -96,10 +87,12 @@ async def test_run_polls_then_censuses_and_stops_cleanly():
                              env=static_env(world))
         task = asyncio.create_task(source.run())
         try:
-            deadline = time.monotonic() + 5
-            while hub.cloud.census is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.5)
+            await wait_until_async(lambda: hub.cloud.census is not None, 5, "the first census")
+
+            async def polled_again() -> bool:
+                return (await sim.calls())["actions"]["DescribeVSwitches"]["total"] >= 3
+
+            await wait_until_async(polled_again, 10, "DescribeVSwitches to be called three times")
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from dataclasses import replace
 
 from prometheus_client.exposition import generate_latest
@@ -258,16 +257,12 @@ def test_nothing_kubernetes_side_without_a_cluster():
     assert render(replace(state(cluster(2)), kube_enabled=False)) == ""
 
 
-def test_node_collector_is_fast_at_5000_nodes():
+def test_node_collector_covers_5000_nodes():
+    # How fast is bench/run.py's business (its 5,000-node run times /metrics); here, that every node is there.
     big = state(cluster(5000))
-    started = time.perf_counter()
-    families = list(node.COLLECTORS[0].collect(big))
-    collect_seconds = time.perf_counter() - started
-    text = generate_latest(_Families(families))
-    total_seconds = time.perf_counter() - started
+    text = generate_latest(_Families(list(node.COLLECTORS[0].collect(big))))
     assert text.count(b"\nterway_node_ips{") == 10000  # in_use and idle; unavailable is 0
-    assert collect_seconds < 1.0, collect_seconds
-    assert total_seconds < 3.0, total_seconds
+    assert text.count(b"\nterway_node_info{") == 5000
 
 
 # ------------------------------------------------------------------------------------ pods and events

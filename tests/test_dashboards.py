@@ -428,6 +428,8 @@ class PrometheusAPI:
         return self.get("query", query=expr, time=f"{time.time():.3f}")["result"]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_variable_queries_find_the_cluster_and_nodes(prometheus: PrometheusAPI):
     clusters = prometheus.get("label/cluster/values", **{"match[]": "terway_exporter_build_info"})
     assert clusters == ["demo"]
@@ -435,6 +437,8 @@ def test_variable_queries_find_the_cluster_and_nodes(prometheus: PrometheusAPI):
     assert len(nodes) >= 2
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_every_panel_query_returns_data(prometheus: PrometheusAPI):
     nodes = prometheus.get("label/node/values", **{"match[]": 'terway_node_info{cluster=~"demo"}'})
     empty = []

@@ -213,6 +213,7 @@ def test_dockerignore_sends_only_what_the_build_copies(image_stages: list[Stage]
 # ----------------------------------------------------------------------------- replay the pip steps
 
 
+@pytest.mark.slow  # builds and installs the wheel, runs the entry point
 def test_wheels_build_and_install_offline_and_the_entrypoint_runs(tmp_path: Path) -> None:
     """Replay the image's pip steps without the package index (the suite reaches no network).
 

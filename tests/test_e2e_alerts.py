@@ -30,6 +30,9 @@ from support.stack import RULES_FILE, MonitoringStack, free_port, shorten_for, s
 from terway_simulator.world import scenario_names
 from terway_exporter.sources.kube.events import ALERT_WINDOW_SECONDS
 
+# A real Prometheus and Alertmanager over forty demo processes: end to end, and minutes long.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 RUNBOOK_BASE = "https://github.com/terway-exporter/terway-exporter/blob/main/docs/runbooks/"
 
 # scenario -> alerts it must raise. Each alert of the contract appears at least once.

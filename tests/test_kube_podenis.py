@@ -13,6 +13,7 @@ from kubernetes.aio import client, config
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.cloud import render
+from support.waiting import wait_until_async
 from terway_exporter.collectors import eni
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.model.cloud import CloudSnapshot, Eni
@@ -204,12 +205,9 @@ async def test_malformed_podenis_are_skipped_with_a_warning(served, caplog):
 
 
 async def wait_for(hub: SnapshotHub, check, timeout: float = 8.0) -> KubeSnapshot:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check(hub.kube):
-            return hub.kube
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the snapshot never matched; last PodENIs: {hub.kube.pod_enis}")
+    await wait_until_async(lambda: check(hub.kube), timeout,
+                           lambda: f"the snapshot to match; last PodENIs: {hub.kube.pod_enis}")
+    return hub.kube
 
 
 async def test_watch_follows_podenis_and_the_leak_split_with_them(served):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 
+from support.waiting import wait_until_async
 from terway_exporter.hub import SnapshotHub
 from test_kube_source import cluster, fast_settings, restarts, scenario, wait_for, wait_up, watching  # noqa: F401
 
@@ -83,8 +83,6 @@ def retry_waits(caplog) -> list[float]:
 
 
 async def wait_logged(caplog, check, timeout: float = 5.0) -> list[float]:
-    deadline = time.monotonic() + timeout
-    while not check(retry_waits(caplog)):
-        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records][-10:]
-        await asyncio.sleep(0.05)
+    await wait_until_async(lambda: check(retry_waits(caplog)), timeout,
+                           lambda: f"the retry waits logged; last: {[r.getMessage() for r in caplog.records][-10:]}")
     return retry_waits(caplog)

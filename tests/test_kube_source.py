@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 import pytest
 
+from support.waiting import wait_until_async
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.model.kube import KubeSnapshot, waits_for_network
 from terway_simulator.kube_api import simulator_of, start_kube_simulator, write_kubeconfig
@@ -133,12 +134,8 @@ async def cluster(tmp_path):
 
 
 async def wait_for(hub: SnapshotHub, check: Callable[[KubeSnapshot], bool], timeout: float = 8.0) -> KubeSnapshot:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check(hub.kube):
-            return hub.kube
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the snapshot never matched; last: {hub.kube}")
+    await wait_until_async(lambda: check(hub.kube), timeout, lambda: f"the snapshot to match; last: {hub.kube}")
+    return hub.kube
 
 
 @contextlib.asynccontextmanager
@@ -154,18 +151,14 @@ async def watching(hub: SnapshotHub, settings: KubeSettings) -> AsyncIterator[Ku
 
 
 async def wait_up(hub: SnapshotHub, source: str, up: bool, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while hub.sources[source].up is not up and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert hub.sources[source].up is up, hub.sources[source]
+    await wait_until_async(lambda: hub.sources[source].up is up, timeout,
+                           lambda: f"{source} up={up}; last: {hub.sources[source]}")
 
 
 async def all_watching(made: Cluster, count: int | None = None) -> None:
     """Wait until every reflector has its watch open (a watch opened after a cut is not cut)."""
     count = sum(map(len, STATUS_GROUPS.values())) if count is None else count
-    deadline = time.monotonic() + 5
-    while made.simulator.store.watcher_count() < count and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    await wait_until_async(lambda: made.simulator.store.watcher_count() >= count, 5, f"{count} open watches")
     assert made.simulator.store.watcher_count() == count
 
 
@@ -275,7 +268,10 @@ async def test_watch_resumes_after_the_server_timeout_without_relisting(cluster)
     hub = SnapshotHub()
     async with watching(hub, fast_settings(made.kubeconfig, watch_timeout=1)):
         await wait_for(hub, lambda s: bool(s.nodes))
-        await asyncio.sleep(1.6)  # every watch has ended once at its timeoutSeconds and resumed
+        # The nodes watch has ended once at its timeoutSeconds, and every watch is open again.
+        await wait_until_async(lambda: restarts(hub).get(("nodes", "closed"), 0) >= 1, 10,
+                               "the nodes watch to end at its timeout")
+        await all_watching(made)
         made.simulator.apply({"nodes": {"node-b": {"labels": {"terway-config": "dyn-small"}}}})
         await wait_for(hub, lambda s: s.nodes["node-b"].terway_config == "dyn-small")
         counted = restarts(hub)
@@ -292,8 +288,8 @@ async def test_expired_resource_version_relists(cluster, expired_as):
         await wait_for(hub, lambda s: bool(s.nodes))
         await all_watching(made)
         await made.control("cut-watches", {"mode": "abort"})
-        await asyncio.sleep(0.4)  # every stream notices the cut within 0.2 s
-        assert made.simulator.store.watcher_count() == 0
+        # Every stream notices the cut; none is open again before its 2 s backoff.
+        await wait_until_async(lambda: made.simulator.store.watcher_count() == 0, 5, "every watch to end")
         # A change the watches never see: the log that holds it is compacted before they resume.
         made.simulator.apply({"nodes": {"node-b": {"labels": {"terway-config": "dyn-small"}}}})
         await made.control("compact")

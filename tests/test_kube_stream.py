@@ -14,6 +14,7 @@ import logging
 import pytest
 from aiohttp import web
 
+from support.waiting import wait_until_async
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.sources.kube.reflector import Reflector, ReflectorSettings
 from terway_exporter.sources.kube.resources import resource_specs
@@ -82,7 +83,9 @@ async def test_stream_cut_mid_line_drops_the_partial_event_and_resumes(raw_serve
         task = asyncio.create_task(reflector.run())
         try:
             await asyncio.wait_for(second_watch_done.wait(), 10)
-            await asyncio.sleep(0.1)
+            # The resumed watch's event applied (n1 moved to z3).
+            await wait_until_async(lambda: "n1" in reflector.items and reflector.items["n1"].zone_id == "z3", 10,
+                                   lambda: f"the resumed watch's event; items {reflector.items}")
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from support.waiting import wait_until_async
 from terway_simulator.credentials_api import start_credentials_simulator
 from terway_simulator.run import start_simulators
 from test_simulator_cloud import Sim, _clean_env, serve, small_world, vswitches  # noqa: F401
@@ -54,22 +55,25 @@ async def test_kube_put_restart_and_a_clean_cut(tmp_path):
         assert status == 202 and body["restarting"]
         async with aiohttp.ClientSession() as session:
             refused = False
-            for _ in range(200):  # down, then up again on the same port, with the same store
+
+            async def down_then_up() -> bool:  # down, then up again on the same port, with the same store
+                nonlocal refused
                 try:
                     async with session.get(f"{kube}/_sim/kube/stats") as resp:
                         if refused:
                             assert (await resp.json())["resourceVersion"] >= rv
-                            break
+                            return True
                 except aiohttp.ClientConnectionError:
                     refused = True
-                await _tick()
-            assert refused, "the port was never refused"
+                return False
+
+            await wait_until_async(down_then_up, 10, lambda: "the API server to be refused" if not refused
+                                   else "the API server to answer again", ignore=())
         assert (await get(f"{kube}/api/v1/nodes/bad-node", TOKEN))[0] == 200
 
         async with aiohttp.ClientSession(headers=TOKEN) as session:
             async with session.get(f"{kube}/api/v1/nodes?watch=true&resourceVersion={rv}") as watch:
-                while (await get(f"{kube}/_sim/kube/stats"))[1]["watches"] < 1:
-                    await _tick()
+                await wait_until_async(lambda: watches_open(kube), 5, "the watch to be open")
                 await post(f"{kube}/_sim/kube/cut-watches", {"mode": "close"})
                 body = await watch.read()  # ends, cleanly: no partial line
                 assert all(line.startswith(b"{") and line.endswith(b"}") for line in body.splitlines())
@@ -97,7 +101,5 @@ async def test_sts_is_steered_and_shows_what_it_issued():
         await runner.cleanup()
 
 
-async def _tick() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.02)
+async def watches_open(kube: str) -> int:
+    return (await get(f"{kube}/_sim/kube/stats"))[1]["watches"]

@@ -22,6 +22,7 @@ from kubernetes.aio import config as aio_config
 from kubernetes.aio import watch as aio_watch
 from kubernetes.client.exceptions import ApiException
 
+from support.waiting import wait_until_async
 from terway_simulator.kube_api import DEFAULT_TOKEN, simulator_of, start_kube_simulator, write_kubeconfig
 from terway_simulator.kube_podenis import pod_enis
 from terway_simulator.world import build_world, load_world, read_scenario, scenario_names
@@ -331,7 +332,8 @@ async def test_sync_watch_sends_bookmarks_and_ends_at_timeout(cluster):
 
     began = time.monotonic()
     events, w = await asyncio.to_thread(watch)
-    assert 0.9 < time.monotonic() - began < 3
+    # It ends by itself, not before its timeoutSeconds (a lower bound: a slow machine cannot break it).
+    assert time.monotonic() - began >= 0.9
     assert events and {e["type"] for e in events} == {"BOOKMARK"}
     assert int(w.resource_version) >= int(listed.metadata.resource_version)
 
@@ -366,7 +368,7 @@ async def test_watch_without_version_starts_with_added_then_live_changes(cluster
         events = []
 
         async def later():
-            await asyncio.sleep(0.3)
+            await wait_until_async(lambda: cluster.sim.store.watcher_count() >= 1, 5, "the watch to be open")
             cluster.sim.apply({"nodes": {NODE: {"pods": 19, "idle": 2}}})
 
         task = asyncio.create_task(later())
@@ -459,17 +461,17 @@ async def test_open_watches_end_when_the_server_stops(cluster):
                 return [e async for e in stream]
 
         task = asyncio.create_task(watch())
-        await asyncio.sleep(0.3)
-        began = time.monotonic()
+        await wait_until_async(lambda: cluster.sim.store.watcher_count() >= 1, 5, "the watch to be open")
         await cluster.runner.cleanup()
-        events = await asyncio.wait_for(task, 5)
-        assert len(events) == 3 and time.monotonic() - began < 3
+        # Ended by the stop, not by its 30 s timeoutSeconds (the bound only keeps a hang from lasting).
+        events = await asyncio.wait_for(task, 15)
+        assert len(events) == 3
 
 
 async def test_cut_watch_ends_mid_line(cluster):
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"}) as session:
         async with session.get(f"{cluster.url}/api/v1/nodes?watch=1&resourceVersion={cluster.sim.store.rv}") as resp:
-            await asyncio.sleep(0.2)
+            await wait_until_async(lambda: cluster.sim.store.watcher_count() >= 1, 5, "the watch to be open")
             await cluster.control("cut-watches", {"mode": "partial"})
             body = await asyncio.wait_for(resp.read(), 3)
     assert body.startswith(b'{"type":"MODIFIED"') and not body.endswith(b"\n")
@@ -490,7 +492,8 @@ async def test_scenario_steps_apply_over_time_and_on_demand(tmp_path):
     ]
     c = await start(tmp_path, build_world(data))
     try:
-        await asyncio.sleep(1.3)  # the simulator's clock applies step 0
+        # The simulator's clock (a tick a second) applies step 0, not the one of an hour later.
+        await wait_until_async(lambda: c.sim.next_step >= 1, 10, "step 0 to be applied")
         assert c.sim.next_step == 1 and c.sim.world.vswitches["vsw-bp1h0000000000000001"].available_ips == 0
         apps = sync_client.AppsV1Api(c.sync_api())
         cp = await asyncio.to_thread(lambda: apps.read_namespaced_deployment("terway-controlplane", "kube-system"))
@@ -520,16 +523,14 @@ async def test_churn_emits_modified_events(cluster):
     assert set(types) == {"MODIFIED"} and len(types) + crs == 20
 
 
-async def test_scale_scenario_serves_its_first_page_quickly(tmp_path):
-    began = time.monotonic()
+@pytest.mark.slow  # the 5,000-node world served
+async def test_scale_scenario_serves_pages(tmp_path):
+    # How fast: bench/run.py times the exporter on the scale scenario to /readyz (its first pages included).
     world = load_world("scale")
     c = await start(tmp_path, world)
     try:
-        ready = time.monotonic() - began
         v1 = sync_client.CoreV1Api(c.sync_api())
-        t0 = time.monotonic()
         page = await asyncio.to_thread(lambda: v1.list_pod_for_all_namespaces(limit=500, _preload_content=False))
-        first_page = time.monotonic() - t0
         body = json.loads(page.data)
         assert len(body["items"]) == 500 and body["metadata"]["remainingItemCount"] == 5000 + 150_000 + 3 - 500
         nodes = await asyncio.to_thread(lambda: v1.list_node(limit=500, _preload_content=False))
@@ -537,7 +538,6 @@ async def test_scale_scenario_serves_its_first_page_quickly(tmp_path):
         assert c.sim.churn_per_minute == 0.01
     finally:
         await c.runner.cleanup()
-    assert ready < 15 and first_page < 1.0, (ready, first_page)
 
 
 # --------------------------------------------------------------------------- Terway v1.16 / v1.17 shapes

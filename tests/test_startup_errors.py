@@ -72,6 +72,7 @@ BAD_KUBECONFIGS = {
 }
 
 
+@pytest.mark.slow  # the command as a process
 @pytest.mark.parametrize("case", sorted(BAD_KUBECONFIGS))
 def test_a_kubeconfig_that_cannot_work_is_exit_2_at_start(tmp_path, case):
     text, expected = BAD_KUBECONFIGS[case]
@@ -82,6 +83,7 @@ def test_a_kubeconfig_that_cannot_work_is_exit_2_at_start(tmp_path, case):
     one_line_exit_2(result, "--kubeconfig", expected)
 
 
+@pytest.mark.slow  # the command as a process
 def test_a_good_kubeconfig_passes_the_check(tmp_path):
     from terway_exporter.sources.kube.kubeconfig import check_kubeconfig
 
@@ -90,12 +92,14 @@ def test_a_good_kubeconfig_passes_the_check(tmp_path):
     check_kubeconfig(str(path))  # raises on any problem
 
 
+@pytest.mark.slow  # the command as a process
 def test_a_config_file_that_is_not_utf8_is_exit_2(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_bytes(b"region: cn-hangzhou\nvpc_id: \xff\xfe\n")
     one_line_exit_2(run("serve", "--config", str(path), "--no-kubernetes", cwd=tmp_path), "--config", "UTF-8")
 
 
+@pytest.mark.slow  # the command as a process
 def test_a_port_in_use_is_exit_2(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -106,6 +110,7 @@ def test_a_port_in_use_is_exit_2(tmp_path):
     one_line_exit_2(result, "--listen-address", f"127.0.0.1:{port}", "in use")
 
 
+@pytest.mark.slow  # the command as a process
 def test_an_unresolvable_listen_host_is_exit_2(tmp_path):
     # .invalid never resolves (RFC 2606), and the resolver answers that without the network.
     result = run("serve", "--no-kubernetes", "--region", "cn-hangzhou", "--listen-address",
@@ -150,6 +155,7 @@ def read_until(proc: subprocess.Popen[str], text: str) -> None:
     pytest.fail(f"{text!r} never logged:\n{''.join(seen)[-2000:]}")
 
 
+@pytest.mark.slow  # the command as a process
 def test_sighup_is_ignored_and_sigterm_still_stops(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TERWAY_EXPORTER_", "KUBERNETES_"))}

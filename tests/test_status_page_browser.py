@@ -24,7 +24,10 @@ from support.stack import http_get, start_demo, wait_until
 from terway_exporter.findings.model import AREAS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/test.sh installs it)")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/test.sh installs it)"),
+    pytest.mark.slow,  # a demo process and headless Chromium
+]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The findings the demo scenario shows from the start (tests/test_check_capacity.py holds check to them).

@@ -28,7 +28,7 @@ from cryptography import x509
 from support.certs import NOW, Issued, bcrypt_hash, issue, make_ca, write_atomically
 from support.stack import Process, exporter_command, free_port, http_get, start_process, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # real Prometheus and exporter processes
 
 PASSWORD = "scrape-me-please"
 # A metric changes in the exposition at the next render, which the render loop paces to 10 times the

@@ -9,18 +9,15 @@ come from the scenario and the demo's log.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support.cli import run_cli
 from support.stack import MonitoringStack, Process
-from terway_exporter.cli import main as cli_main
 
 # The `signal` labels the findings share with the rules: EXPORTER_CALLS marks the branches that judge the API
 # calls of the process that makes them; TERWAY_EVENTS the branches that count Terway's Warning events over the
@@ -58,29 +55,12 @@ def run_check(scenario: str, endpoints: DemoEndpoints) -> tuple[int, dict[str, A
     env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": world.access_key_id,
            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": world.access_key_secret,
            "ALIBABA_CLOUD_REGION_ID": world.region_id}
-    out = io.StringIO()
-    with _environment(env), contextlib.redirect_stdout(out):
-        code = cli_main(["check", "--output", "json", "--kubeconfig", endpoints.kubeconfig,
+    code, out = run_cli(["check", "--output", "json", "--kubeconfig", endpoints.kubeconfig,
                          "--ecs-endpoint", endpoints.cloud_url, "--vpc-endpoint", endpoints.cloud_url,
-                         "--quotas-endpoint", endpoints.cloud_url])
-    if not out.getvalue():
+                         "--quotas-endpoint", endpoints.cloud_url], env)
+    if not out:
         raise AssertionError(f"check on {scenario} printed nothing (exit {code})")
-    return code, json.loads(out.getvalue())
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Only `values` among the variables the exporter reads (ALIBABA_CLOUD_*, TERWAY_EXPORTER_*), restored after."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith(("ALIBABA_CLOUD_", "TERWAY_EXPORTER_"))}
-    for key in saved:
-        del os.environ[key]
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key in values:
-            os.environ.pop(key, None)
-        os.environ.update(saved)
+    return code, json.loads(out)
 
 
 def process_age(proc: Process) -> float:
