@@ -86,6 +86,7 @@ class Figures:
     prom_content_type: str = ""
     prom_scrape_p99_s: float | None = None  # quantile_over_time(0.99, scrape_duration_seconds)
     prom_rule_group_max_s: float | None = None  # slowest rule group's last evaluation
+    prom_slowest_rules: list[tuple[str, str, float]] = field(default_factory=list)  # (group, rule, s)
     rss_after_prometheus_mb: float | None = None
     error: str = ""
 
@@ -212,6 +213,9 @@ def _measure_prometheus(figures: Figures, base: str, proc: Process, workdir: Pat
         figures.prom_scrape_p99_s = prometheus.query(f"quantile_over_time(0.99, scrape_duration_seconds{job}[1h])")
         # Prometheus does not scrape itself here: its rules API gives each group's last evaluation time.
         figures.prom_rule_group_max_s = prometheus.slowest_rule_group()
+        figures.prom_slowest_rules = prometheus.slowest_rules()
+        for group, rule, seconds in figures.prom_slowest_rules:
+            print(f"  rule {rule} ({group}): {seconds * 1000:.1f} ms", file=sys.stderr, flush=True)
         figures.prom_wire_bytes, figures.prom_content_type = wire_bytes(base + "/metrics")
         figures.rss_after_prometheus_mb = memory_mb(proc.pid, "VmRSS")
     finally:

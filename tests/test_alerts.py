@@ -73,7 +73,8 @@ def test_promtool_unit_tests_pass():
     assert RULE_TESTS, "no promtool test files in alerts/tests"
     largest_first = sorted(RULE_TESTS, key=lambda p: p.stat().st_size, reverse=True)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = dict(zip(largest_first, pool.map(lambda p: run_promtool("test", "rules", str(p)), largest_first)))
+        reports = pool.map(lambda p: run_promtool("test", "rules", str(p)), largest_first)
+        results = dict(zip(largest_first, reports, strict=True))
     failed = {p.name: r.stdout + r.stderr for p, r in results.items()
               if r.returncode != 0 or "FAILED" in r.stdout + r.stderr}
     assert not failed, "\n".join(f"{name}:\n{out}" for name, out in failed.items())

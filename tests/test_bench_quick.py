@@ -73,4 +73,5 @@ def test_quick_benchmark_prints_every_row(tmp_path):
     assert 0 < figures["exporter"]["prom_wire_bytes"] < figures["exporter"]["body_bytes"]
     # Both read the same cluster and the same cloud: the same calls, about the same exposition.
     assert figures["exporter"]["poll_calls"] == figures["baseline"]["poll_calls"]
-    assert abs(figures["exporter"]["body_bytes"] - figures["baseline"]["body_bytes"]) < 0.1 * figures["exporter"]["body_bytes"]
+    assert (abs(figures["exporter"]["body_bytes"] - figures["baseline"]["body_bytes"])
+            < 0.1 * figures["exporter"]["body_bytes"])

@@ -185,7 +185,8 @@ def test_security_group_not_found():
 def test_pod_networking_vswitches_and_security_groups_are_judged_like_eni_configs():
     pns = {"pn-gpu": PodNetworkingRefs(vswitch_ids=("vsw-1", "vsw-pn-gone"), security_group_ids=("sg-pn-gone",)),
            "pn-web": PodNetworkingRefs(vswitch_ids=("vsw-other-vpc", "vsw-1"), security_group_ids=("sg-1",))}
-    cloud = CloudSnapshot(vpc_id=VPC, vswitches={**GOOD_CLOUD.vswitches, "vsw-other-vpc": vsw("vsw-other-vpc", "vpc-x")},
+    cloud = CloudSnapshot(vpc_id=VPC,
+                          vswitches={**GOOD_CLOUD.vswitches, "vsw-other-vpc": vsw("vsw-other-vpc", "vpc-x")},
                           security_groups=GOOD_CLOUD.security_groups)
     s = make_state(cloud=cloud, pod_networkings=pns)
     messages = {(p.check, p.object): p.message for p in run_checks(s)}

@@ -12,10 +12,10 @@ from support.clock import ManualClock
 from support.cloud import settings_for, simulated_cloud, static_env, targets_for
 from support.waiting import wait_until_async
 from terway_exporter.hub import SnapshotHub
-from terway_simulator.world import build_world, read_scenario
 from terway_exporter.sources.cloud.client import endpoint_url, proxies_for
 from terway_exporter.sources.cloud.ratelimit import RateLimiter
 from terway_exporter.sources.cloud.source import CloudSource
+from terway_simulator.world import build_world, read_scenario
 
 
 async def test_limiter_spreads_requests_at_the_rate():

@@ -24,11 +24,11 @@ from terway_exporter.hub import SnapshotHub
 from terway_exporter.model.cloud import CloudTargets
 from terway_exporter.model.kube import KubeSnapshot
 from terway_exporter.model.state import ClusterState
+from terway_exporter.sources.cloud.source import STATUS_NAMES, CloudSource
+from terway_exporter.terway.enis import TERWAY_CREATORS
 from terway_simulator.cloud_api import cloud_state
 from terway_simulator.cloud_faults import FaultRule
 from terway_simulator.world import World, build_world, load_world, read_scenario
-from terway_exporter.sources.cloud.source import STATUS_NAMES, CloudSource
-from terway_exporter.terway.enis import TERWAY_CREATORS
 
 CLOUD_COLLECTORS = (*vswitch.COLLECTORS, *eni.COLLECTORS)
 

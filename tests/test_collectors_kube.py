@@ -84,39 +84,54 @@ def state(kube: KubeSnapshot, **kw) -> ClusterState:
 # ------------------------------------------------------------------------------------ nodes
 
 
-G7 = CloudSnapshot(instance_types={"ecs.g7.xlarge": InstanceTypeLimits("ecs.g7.xlarge", eni_quantity=4, ips_per_eni=15)})
+G7 = CloudSnapshot(
+    instance_types={"ecs.g7.xlarge": InstanceTypeLimits("ecs.g7.xlarge", eni_quantity=4, ips_per_eni=15)})
 
 
 def test_node_families_in_crd_mode():
     # A healthy node whose limits are its instance type's: 7 series; the other families are empty.
     text = render(state(cluster(1), cloud=G7), [node])
     assert text == """\
-# HELP terway_node_info 1 per node Terway manages; ipam_mode is crd (centralised IPAM, Node CR), prefix (centralised IPAM with IP prefixes: the daemon assigns pod IPs, the Node CR has no pod records) or legacy (node-local).
+# HELP terway_node_info 1 per node Terway manages; ipam_mode is crd (centralised IPAM, Node CR), prefix (centralised \
+IPAM with IP prefixes: the daemon assigns pod IPs, the Node CR has no pod records) or legacy (node-local).
 # TYPE terway_node_info gauge
-terway_node_info{instance_id="i-0",instance_type="ecs.g7.xlarge",ipam_mode="crd",node="cn-hangzhou.10.0.0.0",zone_id="z1"} 1.0
-# HELP terway_node_ips Pod IPs held on the node's secondary ENIs by state: in_use (a pod holds it), idle (Valid, no pod, on an InUse schedulable ENI: Terway's pool), unavailable (anything else; only while above 0); unknown alone in legacy IPAM (the ECS census total) and in prefix mode (addresses of the Valid/Frozen IPv4 prefixes), where in-use and idle are not visible.
+terway_node_info{instance_id="i-0",instance_type="ecs.g7.xlarge",ipam_mode="crd",node="cn-hangzhou.10.0.0.0",\
+zone_id="z1"} 1.0
+# HELP terway_node_ips Pod IPs held on the node's secondary ENIs by state: in_use (a pod holds it), idle (Valid, no \
+pod, on an InUse schedulable ENI: Terway's pool), unavailable (anything else; only while above 0); unknown alone in \
+legacy IPAM (the ECS census total) and in prefix mode (addresses of the Valid/Frozen IPv4 prefixes), where in-use and \
+idle are not visible.
 # TYPE terway_node_ips gauge
 terway_node_ips{node="cn-hangzhou.10.0.0.0",state="in_use"} 10.0
 terway_node_ips{node="cn-hangzhou.10.0.0.0",state="idle"} 3.0
 # HELP terway_node_enis ENIs attached to the node, the primary included.
 # TYPE terway_node_enis gauge
 terway_node_enis{node="cn-hangzhou.10.0.0.0"} 2.0
-# HELP terway_node_pool_min_ips min_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the node's dynamic config; legacy IPAM caps it to max_pool_size, as terwayd does).
+# HELP terway_node_pool_min_ips min_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the \
+node's dynamic config; legacy IPAM caps it to max_pool_size, as terwayd does).
 # TYPE terway_node_pool_min_ips gauge
 terway_node_pool_min_ips{node="cn-hangzhou.10.0.0.0"} 0.0
-# HELP terway_node_pool_max_ips max_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the node's dynamic config).
+# HELP terway_node_pool_max_ips max_pool_size in force on the node (Node CR spec.pool, else eni_conf merged with the \
+node's dynamic config).
 # TYPE terway_node_pool_max_ips gauge
 terway_node_pool_max_ips{node="cn-hangzhou.10.0.0.0"} 5.0
-# HELP terway_node_last_openapi_sync_timestamp_seconds Node CR status.lastSyncOpenAPITime: last full sync of the node's ENIs with the cloud API.
+# HELP terway_node_last_openapi_sync_timestamp_seconds Node CR status.lastSyncOpenAPITime: last full sync of the \
+node's ENIs with the cloud API.
 # TYPE terway_node_last_openapi_sync_timestamp_seconds gauge
 terway_node_last_openapi_sync_timestamp_seconds{node="cn-hangzhou.10.0.0.0"} 1.7e+09
-# HELP terway_node_eni_limit_override ENIs the node allows, the primary included, only where terway_instance_type_eni_limit of its instance_type does not give it: Node CR spec.nodeCap.adapters that differs from EniQuantity, or an instance type not described (yet).
+# HELP terway_node_eni_limit_override ENIs the node allows, the primary included, only where \
+terway_instance_type_eni_limit of its instance_type does not give it: Node CR spec.nodeCap.adapters that differs from \
+EniQuantity, or an instance type not described (yet).
 # TYPE terway_node_eni_limit_override gauge
-# HELP terway_node_ip_capacity_override Most pod IPs the node can hold, only where its instance type's (terway_instance_type_eni_limit - 1) x terway_instance_type_ips_per_eni does not give it: annotation k8s.aliyun.com/max-available-ip or Node CR spec.nodeCap that differs, prefix mode, exclusive ENI, legacy eni_cap_ratio/eni_cap_shift/max_eni, or an instance type not described (yet).
+# HELP terway_node_ip_capacity_override Most pod IPs the node can hold, only where its instance type's \
+(terway_instance_type_eni_limit - 1) x terway_instance_type_ips_per_eni does not give it: annotation \
+k8s.aliyun.com/max-available-ip or Node CR spec.nodeCap that differs, prefix mode, exclusive ENI, legacy \
+eni_cap_ratio/eni_cap_shift/max_eni, or an instance type not described (yet).
 # TYPE terway_node_ip_capacity_override gauge
 # HELP terway_node_insufficient_ip 1 while the Node condition SufficientIP is False; absent while it is True or not set.
 # TYPE terway_node_insufficient_ip gauge
-# HELP terway_node_cni_not_ready 1 while the kubelet reports the network plugin or CNI config not ready; absent otherwise.
+# HELP terway_node_cni_not_ready 1 while the kubelet reports the network plugin or CNI config not ready; absent \
+otherwise.
 # TYPE terway_node_cni_not_ready gauge
 """
 
@@ -148,7 +163,8 @@ def test_node_cni_not_ready_and_insufficient_ip():
     assert by_node(text, "terway_node_cni_not_ready") == {name: 1.0}
     assert by_node(text, "terway_node_insufficient_ip") == {name: 1.0}
     # Healthy, or not ready for another reason, or conditions unknown: no series at all.
-    other = replace(kube.nodes[name], ready=False, sufficient_ip=None, ready_message="Kubelet stopped posting node status.")
+    other = replace(kube.nodes[name], ready=False, sufficient_ip=None,
+                    ready_message="Kubelet stopped posting node status.")
     for healthy in (kube, replace(kube, nodes={name: other})):
         text = render(state(healthy), [node])
         assert by_node(text, "terway_node_cni_not_ready") == {}
@@ -171,7 +187,8 @@ def _joined(text: str, cloud: CloudSnapshot) -> tuple[dict[str, float], dict[str
     """Every node's ENI limit and IP capacity as the rules compute them: the *_override series, else the
     instance type's through terway_node_info's instance_type."""
     types = {dict(k)["node"]: dict(k)["instance_type"] for k in samples(text, "terway_node_info")}
-    limits, capacities = by_node(text, "terway_node_eni_limit_override"), by_node(text, "terway_node_ip_capacity_override")
+    limits = by_node(text, "terway_node_eni_limit_override")
+    capacities = by_node(text, "terway_node_ip_capacity_override")
     for name, instance_type in types.items():
         lim = cloud.instance_types.get(instance_type)
         if lim is not None:
@@ -288,15 +305,19 @@ def test_waiting_pods_and_network_errors():
                         ("other", "FailedCreatePodSandBox"): 1, ("Made.Up", "AllocIPFailed"): 2},
     )
     assert render(state(kube), [pods]) == """\
-# HELP terway_pods_waiting_for_network Scheduled Pending pods, not hostNetwork, whose sandbox network is not set up: PodReadyToStartContainers False (unless only their volumes are pending), or, without that condition, a recent sandbox network failure event. Image pulls do not count. By node.
+# HELP terway_pods_waiting_for_network Scheduled Pending pods, not hostNetwork, whose sandbox network is not set up: \
+PodReadyToStartContainers False (unless only their volumes are pending), or, without that condition, a recent sandbox \
+network failure event. Image pulls do not count. By node.
 # TYPE terway_pods_waiting_for_network gauge
 terway_pods_waiting_for_network{node="n1"} 3.0
 terway_pods_waiting_for_network{node="n2"} 1.0
-# HELP terway_pods_waiting_for_network_oldest_seconds Age of the oldest pod on the node waiting for its network, since it was scheduled.
+# HELP terway_pods_waiting_for_network_oldest_seconds Age of the oldest pod on the node waiting for its network, since \
+it was scheduled.
 # TYPE terway_pods_waiting_for_network_oldest_seconds gauge
 terway_pods_waiting_for_network_oldest_seconds{node="n1"} 200.0
 terway_pods_waiting_for_network_oldest_seconds{node="n2"} 600.0
-# HELP terway_network_errors_total Occurrences of network-related Warning events (event count increments), by the error code the message names (closed list, 'other' when none) and the event reason.
+# HELP terway_network_errors_total Occurrences of network-related Warning events (event count increments), by the \
+error code the message names (closed list, 'other' when none) and the event reason.
 # TYPE terway_network_errors_total counter
 terway_network_errors_total{code="InvalidVSwitchId.IpNotEnough",reason="AllocIPFailed"} 3.0
 terway_network_errors_total{code="other",reason="AllocIPFailed"} 2.0
@@ -329,30 +350,37 @@ def test_workload_families():
         coredns=WorkloadStatus("coredns", desired=2, available=2, ready=2),
     )
     assert render(state(kube), [workloads]) == """\
-# HELP terway_daemon_pods terway-eniip pods: desired (DaemonSet desiredNumberScheduled), ready, not_ready (every pod not Ready, crash-looping ones included), crash_looping (a container waiting in CrashLoopBackOff).
+# HELP terway_daemon_pods terway-eniip pods: desired (DaemonSet desiredNumberScheduled), ready, not_ready (every pod \
+not Ready, crash-looping ones included), crash_looping (a container waiting in CrashLoopBackOff).
 # TYPE terway_daemon_pods gauge
 terway_daemon_pods{state="desired"} 3.0
 terway_daemon_pods{state="ready"} 1.0
 terway_daemon_pods{state="not_ready"} 2.0
 terway_daemon_pods{state="crash_looping"} 1.0
-# HELP terway_daemon_container_waiting 1 while a terway-eniip container waits, by reason (CrashLoopBackOff, ImagePullBackOff, ...).
+# HELP terway_daemon_container_waiting 1 while a terway-eniip container waits, by reason (CrashLoopBackOff, \
+ImagePullBackOff, ...).
 # TYPE terway_daemon_container_waiting gauge
 terway_daemon_container_waiting{container="terway",node="n2",reason="CrashLoopBackOff"} 1.0
 terway_daemon_container_waiting{container="terway",node="n3",reason="ImagePullBackOff"} 1.0
-# HELP terway_daemon_crash_cause 1 when the previous log of the node's crashing terway container names a known error code.
+# HELP terway_daemon_crash_cause 1 when the previous log of the node's crashing terway container names a known error \
+code.
 # TYPE terway_daemon_crash_cause gauge
 terway_daemon_crash_cause{code="Forbidden.RAM",node="n2"} 1.0
 # HELP terway_controlplane_replicas terway-controlplane Deployment replicas: desired and available.
 # TYPE terway_controlplane_replicas gauge
 terway_controlplane_replicas{state="desired"} 1.0
 terway_controlplane_replicas{state="available"} 0.0
-# HELP terway_controlplane_in_cluster 1 when the terway-controlplane Deployment runs in this cluster, 0 when it is not visible (hosted by ACK managed, or absent).
+# HELP terway_controlplane_in_cluster 1 when the terway-controlplane Deployment runs in this cluster, 0 when it is not \
+visible (hosted by ACK managed, or absent).
 # TYPE terway_controlplane_in_cluster gauge
 terway_controlplane_in_cluster 1.0
-# HELP terway_controlplane_lease_renew_timestamp_seconds Last renewal of the terway-controlplane leader Lease (spec.renewTime).
+# HELP terway_controlplane_lease_renew_timestamp_seconds Last renewal of the terway-controlplane leader Lease \
+(spec.renewTime).
 # TYPE terway_controlplane_lease_renew_timestamp_seconds gauge
 terway_controlplane_lease_renew_timestamp_seconds 1.70000005e+09
-# HELP terway_controlplane_degradation Controlplane degradation level from ctrl-config.yaml, as Terway applies it (state set): l0 makes no OpenAPI calls, l1 allocates but never syncs or releases; any value but exactly l0 or l1 (e.g. L0) is none.
+# HELP terway_controlplane_degradation Controlplane degradation level from ctrl-config.yaml, as Terway applies it \
+(state set): l0 makes no OpenAPI calls, l1 allocates but never syncs or releases; any value but exactly l0 or l1 \
+(e.g. L0) is none.
 # TYPE terway_controlplane_degradation gauge
 terway_controlplane_degradation{level="none"} 0.0
 terway_controlplane_degradation{level="l0"} 1.0

@@ -27,8 +27,8 @@ from support.agreement import (
     run_check,
 )
 from support.stack import RULES_FILE, MonitoringStack, free_port, shorten_for, start_demo, wait_until
-from terway_simulator.world import scenario_names
 from terway_exporter.sources.kube.events import ALERT_WINDOW_SECONDS
+from terway_simulator.world import scenario_names
 
 # A real Prometheus and Alertmanager over forty demo processes: end to end, and minutes long.
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

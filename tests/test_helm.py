@@ -239,8 +239,9 @@ ALL_ON: dict[str, Any] = {
                    "annotations": {"grafana_folder": "Terway"}},
     "networkPolicy": {"enabled": True, "allowedNamespaces": ["monitoring", "arms-prom"],
                       "extraFrom": [{"podSelector": {"matchLabels": {"app": "vmagent"}}}]},
-    "webConfig": {"enabled": True, "tls": {"secretName": "terway-exporter-tls", "clientAuthType": "VerifyClientCertIfGiven",
-                                           "clientCASecretName": "prometheus-client-ca", "minVersion": "TLS13"},
+    "webConfig": {"enabled": True,
+                  "tls": {"secretName": "terway-exporter-tls", "clientAuthType": "VerifyClientCertIfGiven",
+                          "clientCASecretName": "prometheus-client-ca", "minVersion": "TLS13"},
                   "basicAuthUsers": {"prometheus": BCRYPT, "grafana-agent": BCRYPT},
                   "headers": {"X-Frame-Options": "deny", "Strict-Transport-Security": "max-age=31536000"}},
 }
@@ -513,7 +514,8 @@ def test_no_rendered_object_carries_a_key_in_plain_text(helm_env: dict[str, str]
         objects = render(helm_env, values)
         # The one Secret the chart writes is the web configuration, whose passwords are bcrypt hashes.
         for secret in by_kind(objects, "Secret"):
-            assert secret["metadata"]["name"].endswith("-web-config") and set(secret["stringData"]) == {"web-config.yml"}
+            assert (secret["metadata"]["name"].endswith("-web-config")
+                    and set(secret["stringData"]) == {"web-config.yml"})
             users = yaml.safe_load(secret["stringData"]["web-config.yml"]).get("basic_auth_users", {})
             assert all(re.fullmatch(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}", h) for h in users.values()), users
         for name, entry in env_of(objects).items():
@@ -962,7 +964,8 @@ def test_readme_lists_every_value() -> None:
     table = {m.group(1) for m in re.finditer(r"^\| `([^`]+)` \|", readme, re.M)}
     paths = set(value_paths(yaml.safe_load((CHART / "values.yaml").read_text())))
     assert not paths - table, f"values missing from the README's table: {sorted(paths - table)}"
-    assert not {p for p in table if "." in p or p in paths} - paths - set(alert_names()), "README documents a value that does not exist"
+    assert not {p for p in table if "." in p or p in paths} - paths - set(alert_names()), (
+        "README documents a value that does not exist")
 
 
 def test_readme_has_install_on_ack_with_rrsa_and_ecs_ram_role() -> None:

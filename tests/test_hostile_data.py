@@ -20,12 +20,12 @@ from support.cloud import settings_for, simulated_cloud, static_env, targets_for
 from terway_exporter.collectors.registry import all_collectors
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.render import Renderer
-from terway_simulator.world import build_world
 from terway_exporter.sources.cloud import parse
 from terway_exporter.sources.cloud.ids import well_formed
 from terway_exporter.sources.cloud.source import CloudSource
 from terway_exporter.sources.kube.source import KubeSource
-from test_kube_source import cluster, fast_settings, scenario  # noqa: F401
+from terway_simulator.world import build_world
+from test_kube_source import fast_settings, scenario
 
 LONE_SURROGATE = json.loads('"ecs.g7\\ud800x"')  # what json.loads makes of an unpaired \ud800 escape
 

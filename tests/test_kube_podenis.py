@@ -19,12 +19,12 @@ from terway_exporter.hub import SnapshotHub
 from terway_exporter.model.cloud import CloudSnapshot, Eni
 from terway_exporter.model.kube import KubeSnapshot, PodEni
 from terway_exporter.model.state import ClusterState
-from terway_simulator.kube_api import simulator_of, start_kube_simulator, write_kubeconfig
-from terway_simulator.world import WorldPodEni, build_world, read_scenario
 from terway_exporter.sources.cloud.source import detached_terway_enis
 from terway_exporter.sources.kube.fields import ProjectionError
 from terway_exporter.sources.kube.podenis import project_pod_eni
 from terway_exporter.sources.kube.source import KubeSettings, KubeSource
+from terway_simulator.kube_api import simulator_of, start_kube_simulator, write_kubeconfig
+from terway_simulator.world import WorldPodEni, build_world, read_scenario
 
 GROUP = "network.alibabacloud.com/v1beta1"
 
@@ -221,7 +221,8 @@ async def test_watch_follows_podenis_and_the_leak_split_with_them(served):
         gone = next(p for p in world.pod_enis if p.name == "mysql-1")
         world.pod_enis.remove(gone)
         # A new StatefulSet pod is deleted and its fixed-IP ENI detached: a PodENI turns up for it.
-        lost = next(e for e in world.stray_enis if e.creator == "terway-controller" and e.created_at < time.time() - 3600
+        lost = next(e for e in world.stray_enis
+                    if e.creator == "terway-controller" and e.created_at < time.time() - 3600
                     and e.eni_id not in {p.eni_id for p in world.pod_enis})
         world.pod_enis.append(WorldPodEni("shop", "cart-0", lost.eni_id, phase="Unbind"))
         sim.refresh()

@@ -50,7 +50,8 @@ def test_core_node_projection_reads_labels_conditions_and_annotation():
         },
         "spec": {"providerID": "cn-hangzhou.i-abc"},
         "status": {"conditions": [
-            {"type": "Ready", "status": "False", "message": "container runtime network not ready: cni plugin not initialized"},
+            {"type": "Ready", "status": "False",
+             "message": "container runtime network not ready: cni plugin not initialized"},
             {"type": "SufficientIP", "status": "False", "reason": "InsufficientIP"},
         ]},
     })
@@ -404,8 +405,10 @@ def test_tally_reads_the_network_part_of_event_records():
 @pytest.mark.parametrize("raw, expected", [
     ({"metadata": {"name": "eni-config"}, "data": {"eni_conf": "{}", "10-terway.conf": "{}"}},
      {"eni_conf": "{}", "10-terway.conf": "{}"}),
-    ({"metadata": {"name": "terway-controlplane"}, "data": {"ctrl-config.yaml": "a: 1"}}, {"ctrl-config.yaml": "a: 1"}),
-    ({"metadata": {"name": "dyn-a"}, "data": {"eni_conf": '{"max_pool_size": 2}'}}, {"eni_conf": '{"max_pool_size": 2}'}),
+    ({"metadata": {"name": "terway-controlplane"}, "data": {"ctrl-config.yaml": "a: 1"}},
+     {"ctrl-config.yaml": "a: 1"}),
+    ({"metadata": {"name": "dyn-a"}, "data": {"eni_conf": '{"max_pool_size": 2}'}},
+     {"eni_conf": '{"max_pool_size": 2}'}),
     ({"metadata": {"name": "coredns"}, "data": {"Corefile": ".:53 {}"}}, {}),
     ({"metadata": {"name": "eni-config"}}, {}),
 ])
@@ -431,9 +434,11 @@ def test_workload_lease_service_and_pod_networking_projections():
                                    "status": {"vSwitches": [{"id": "vsw-1", "zone": "z"}, {"zone": "y"}]}}) \
         == PodNetworkingRefs(vswitch_ids=("vsw-1",))
     # What is configured counts even before (or without) the controller resolving it: a typo never resolves.
-    pn = project_pod_networking({"metadata": {"name": "pn"},
-                                 "spec": {"vSwitchOptions": ["vsw-typo", "vsw-1"], "securityGroupIDs": ["sg-1", "sg-1"]},
-                                 "status": {"status": "Fail", "vSwitches": [{"id": "vsw-1"}, {"id": "vsw-old"}]}})
+    pn = project_pod_networking({
+        "metadata": {"name": "pn"},
+        "spec": {"vSwitchOptions": ["vsw-typo", "vsw-1"], "securityGroupIDs": ["sg-1", "sg-1"]},
+        "status": {"status": "Fail", "vSwitches": [{"id": "vsw-1"}, {"id": "vsw-old"}]},
+    })
     assert pn == PodNetworkingRefs(vswitch_ids=("vsw-typo", "vsw-1", "vsw-old"), security_group_ids=("sg-1",))
 
 

@@ -12,7 +12,7 @@ import re
 
 from support.waiting import wait_until_async
 from terway_exporter.hub import SnapshotHub
-from test_kube_source import cluster, fast_settings, restarts, scenario, wait_for, wait_up, watching  # noqa: F401
+from test_kube_source import fast_settings, restarts, scenario, wait_for, wait_up, watching
 
 
 async def test_a_crd_deleted_at_runtime_falls_back_to_legacy_and_recovers(cluster):

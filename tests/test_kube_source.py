@@ -19,11 +19,11 @@ import pytest
 from support.waiting import wait_until_async
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.model.kube import KubeSnapshot, waits_for_network
+from terway_exporter.sources.kube.resources import STATUS_GROUPS
+from terway_exporter.sources.kube.source import KubeSettings, KubeSource
 from terway_simulator.kube_api import simulator_of, start_kube_simulator, write_kubeconfig
 from terway_simulator.kube_state import KubeSimulator
 from terway_simulator.world import build_world
-from terway_exporter.sources.kube.resources import STATUS_GROUPS
-from terway_exporter.sources.kube.source import KubeSettings, KubeSource
 
 VSW_H, VSW_I = "vsw-kubetest0h000000001", "vsw-kubetest0i000000001"
 SANDBOX_MESSAGE = ('Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for '
@@ -55,7 +55,8 @@ def scenario(**kubernetes_overrides) -> dict:
             {"name": "ev-series", "reason": "CreateENIFailed", "count": 4, "style": "series",
              "message": "Failed to create ENI type=Secondary vsw=vsw-x: Throttling.User: Request was denied",
              "involved": {"kind": "Node", "name": "node-a", "apiVersion": "network.alibabacloud.com/v1beta1"}},
-            {"name": "ev-normal", "type": "Normal", "reason": "AllocIPSucceed", "message": "InvalidVSwitchId.IpNotEnough",
+            {"name": "ev-normal", "type": "Normal", "reason": "AllocIPSucceed",
+             "message": "InvalidVSwitchId.IpNotEnough",
              "involved": {"kind": "Pod", "namespace": "default", "name": "web-4"}},
         ],
     }
@@ -74,7 +75,8 @@ def scenario(**kubernetes_overrides) -> dict:
             {"name": "node-b", "zone": "cn-hangzhou-i", "instance_type": "ecs.g7.xlarge", "enis": 2, "pods": 20,
              "idle": 1, "ready": False, "sufficient_ip": False,
              "ready_message": "container runtime network not ready: NetworkReady=false "
-                              "reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized"},
+                              "reason:NetworkPluginNotReady message:Network plugin returns error: "
+                              "cni plugin not initialized"},
         ],
         "kubernetes": kubernetes,
     }
@@ -253,8 +255,9 @@ async def test_watch_follows_changes_and_counts_event_increments_since_start(clu
         made.simulator.apply({
             "kubernetes": {"events": events},
             "nodes": {"node-a": {"labels": {"terway-config": None}, "kube": {"waiting_pods": {"count": 0}}},
-                      "node-b": {"ready": True, "kube": {"daemon": {"waiting_reason": "CrashLoopBackOff", "restarts": 1,
-                                                                    "previous_log": "fatal: InvalidVSwitchId.NotFound"}}}},
+                      "node-b": {"ready": True,
+                                 "kube": {"daemon": {"waiting_reason": "CrashLoopBackOff", "restarts": 1,
+                                                     "previous_log": "fatal: InvalidVSwitchId.NotFound"}}}},
         })
         snap = await wait_for(hub, lambda s: s.network_errors.get(("EniPerInstanceLimitExceeded", "AllocIPFailed")) == 2
                               and s.crash_causes.get("node-b") == "InvalidVSwitchId.NotFound")

@@ -51,4 +51,5 @@ layers = ["terway_exporter.hub", "terway_exporter.model"]
     reversed_config.write_text(config.read_text().replace(
         '["terway_exporter.hub", "terway_exporter.model"]', '["terway_exporter.model", "terway_exporter.hub"]'))
     broken = run("lint-imports", "--no-cache", "--config", str(reversed_config))
-    assert broken.returncode != 0 and "terway_exporter.hub is not allowed to import terway_exporter.model" in broken.stdout
+    assert broken.returncode != 0 and (
+        "terway_exporter.hub is not allowed to import terway_exporter.model" in broken.stdout)

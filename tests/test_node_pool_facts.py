@@ -44,15 +44,17 @@ async def collect(world: World, tmp_path) -> list[Sample]:
 
 
 def value(samples: list[Sample], name: str, **labels: str) -> list[float]:
-    return [v for n, l, v in samples if n == name and all(l.get(k) == want for k, want in labels.items())]
+    return [v for n, sample_labels, v in samples
+            if n == name and all(sample_labels.get(k) == want for k, want in labels.items())]
 
 
 def problems(samples: list[Sample]) -> dict[str, float]:
-    return {l["check"]: v for n, l, v in samples if n == "terway_config_problems" and v > 0}
+    return {labels["check"]: v for n, labels, v in samples if n == "terway_config_problems" and v > 0}
 
 
 def problem_objects(samples: list[Sample], check: str) -> set[str]:
-    return {l["object"] for n, l, v in samples if n == "terway_config_problem" and l["check"] == check and v == 1}
+    return {labels["object"] for n, labels, v in samples
+            if n == "terway_config_problem" and labels["check"] == check and v == 1}
 
 
 def scenario(name: str, **kubernetes) -> World:
@@ -70,8 +72,9 @@ async def test_a_prefix_mode_node_reports_its_prefixes_and_its_mode_not_in_use_z
     assert value(s, "terway_node_info", node=PREFIX, ipam_mode="prefix") == [1.0]
     assert value(s, "terway_node_info", node=NORMAL, ipam_mode="crd") == [1.0]
     # The prefix node's Node CR names no pod: no in_use/idle/unavailable series, only what is known.
-    assert {l["state"]: v for n, l, v in s if n == "terway_node_ips" and l["node"] == PREFIX} == {"unknown": 64.0}
-    assert {l["state"]: v for n, l, v in s if n == "terway_node_ips" and l["node"] == NORMAL} == {
+    assert {labels["state"]: v for n, labels, v in s
+            if n == "terway_node_ips" and labels["node"] == PREFIX} == {"unknown": 64.0}
+    assert {labels["state"]: v for n, labels, v in s if n == "terway_node_ips" and labels["node"] == NORMAL} == {
         "in_use": 8.0, "idle": 3.0}  # unavailable only while above 0
     # Capacity as Terway publishes it for prefix mode, (ipv4PerAdapter-1) x 16 x (totalAdapters-1), which is not
     # the instance type's (EniQuantity-1) x IPs per ENI: reported for the node; the normal node's is the type's.
@@ -140,7 +143,8 @@ async def test_pod_networking_vswitches_and_security_groups_are_checked(tmp_path
     assert problem_objects(s, "security_group_not_found") == {"sg-bp1gone0000000000001"}
     assert problems(s) == {"vswitch_not_found": 1.0, "vswitch_other_vpc": 1.0, "security_group_not_found": 1.0}
     # The configured-vSwitch family names them as PodNetworking's, spec included (pn-gpu never resolved).
-    pn = {l["vswitch_id"] for n, l, v in s if n == "terway_vswitch_configured" and l["source"] == "pod_networking"}
+    pn = {labels["vswitch_id"] for n, labels, v in s
+          if n == "terway_vswitch_configured" and labels["source"] == "pod_networking"}
     assert pn == {"vsw-bp1pfx0h000000000001", "vsw-bp1gone0000000000001", "vsw-bp1othervpc000000001"}
 
 
@@ -164,5 +168,5 @@ async def test_min_pool_size_above_max_in_legacy_ipam_is_capped_as_terwayd_does(
     data["kubernetes"]["eni_config"]["eni_conf"].update(min_pool_size=10, max_pool_size=5)
     s = await collect(build_world(data), tmp_path)
     assert problem_objects(s, "pool_min_above_max") == {"eni-config/eni_conf"}
-    nodes = {l["node"] for n, l, v in s if n == "terway_node_info"}
+    nodes = {labels["node"] for n, labels, v in s if n == "terway_node_info"}
     assert nodes and all(value(s, "terway_node_pool_min_ips", node=n) == [5.0] for n in nodes)

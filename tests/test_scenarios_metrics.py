@@ -41,18 +41,19 @@ async def collect(scenario: str, tmp_path) -> list[Sample]:
 
 
 def value(samples: list[Sample], name: str, **labels: str) -> list[float]:
-    return [v for n, l, v in samples if n == name and all(l.get(k) == want for k, want in labels.items())]
+    return [v for n, sample_labels, v in samples
+            if n == name and all(sample_labels.get(k) == want for k, want in labels.items())]
 
 
 def problems(samples: list[Sample]) -> dict[str, float]:
-    return {l["check"]: v for n, l, v in samples if n == "terway_config_problems" and v > 0}
+    return {labels["check"]: v for n, labels, v in samples if n == "terway_config_problems" and v > 0}
 
 
 Check = Callable[[list[Sample]], None]
 
 
 def vswitch_exhausted(s: list[Sample]) -> None:
-    free = {l["vswitch_id"]: v for n, l, v in s if n == "terway_vswitch_available_ip_addresses"}
+    free = {labels["vswitch_id"]: v for n, labels, v in s if n == "terway_vswitch_available_ip_addresses"}
     assert sorted(free.values())[:2] == [0.0, 7.0]
 
 
@@ -113,20 +114,20 @@ def node_eni_limit(s: list[Sample], node: str) -> list[float]:
     own = value(s, "terway_node_eni_limit_override", node=node)
     if own:
         return own
-    types = {l["instance_type"] for n, l, v in s if n == "terway_node_info" and l["node"] == node}
-    return [v for n, l, v in s if n == "terway_instance_type_eni_limit" and l["instance_type"] in types]
+    types = {labels["instance_type"] for n, labels, v in s if n == "terway_node_info" and labels["node"] == node}
+    return [v for n, labels, v in s if n == "terway_instance_type_eni_limit" and labels["instance_type"] in types]
 
 
 def eni_limit(s: list[Sample]) -> None:
-    nodes = {l["node"] for n, l, v in s if n == "terway_node_enis"}
+    nodes = {labels["node"] for n, labels, v in s if n == "terway_node_enis"}
     full = [n for n in nodes if value(s, "terway_node_enis", node=n) == node_eni_limit(s, n)
             and value(s, "terway_node_ips", node=n, state="idle") == [0.0]]
     assert full, "no node at its ENI limit without idle IPs"
 
 
 def pool_below_minimum(s: list[Sample]) -> None:
-    low = [l["node"] for n, l, v in s if n == "terway_node_ips" and l["state"] == "idle"
-           and v < value(s, "terway_node_pool_min_ips", node=l["node"])[0]]
+    low = [labels["node"] for n, labels, v in s if n == "terway_node_ips" and labels["state"] == "idle"
+           and v < value(s, "terway_node_pool_min_ips", node=labels["node"])[0]]
     assert low == ["cn-hangzhou.192.168.0.10"]
 
 
@@ -157,7 +158,7 @@ def sync_stale(s: list[Sample]) -> None:
 
 
 def legacy(s: list[Sample]) -> None:
-    modes = {l["ipam_mode"] for n, l, v in s if n == "terway_node_info"}
+    modes = {labels["ipam_mode"] for n, labels, v in s if n == "terway_node_info"}
     assert modes == {"legacy"}
     assert sum(value(s, "terway_node_enis")) > 0  # per-node ENIs from the cloud census
 
@@ -167,7 +168,7 @@ def insufficient_ip(s: list[Sample]) -> None:
 
 
 def errors_total(s: list[Sample]) -> dict[tuple[str, str], float]:
-    return {(l["code"], l["reason"]): v for n, l, v in s if n == "terway_network_errors_total"}
+    return {(labels["code"], labels["reason"]): v for n, labels, v in s if n == "terway_network_errors_total"}
 
 
 NODE_H, NODE_I = "cn-hangzhou.192.168.0.10", "cn-hangzhou.192.168.16.10"
@@ -176,7 +177,7 @@ NODE_H, NODE_I = "cn-hangzhou.192.168.0.10", "cn-hangzhou.192.168.16.10"
 def terway_v116(s: list[Sample]) -> None:
     # Kubelets without PodReadyToStartContainers: the three pods with sandbox failure events count; the image
     # pulls and the hostNetwork pod on the other node (ContainerCreating too, no such event) do not.
-    assert {l["node"]: v for n, l, v in s if n == "terway_pods_waiting_for_network"} == {NODE_H: 3.0}
+    assert {labels["node"]: v for n, labels, v in s if n == "terway_pods_waiting_for_network"} == {NODE_H: 3.0}
     assert value(s, "terway_pods_waiting_for_network_oldest_seconds", node=NODE_H)[0] > 850
     # Core/v1 events under v1.16's component names and reasons, every one counted.
     assert errors_total(s) == {
@@ -193,7 +194,7 @@ def terway_v116(s: list[Sample]) -> None:
 def terway_v117(s: list[Sample]) -> None:
     # PodReadyToStartContainers False on the three network-waiting pods; True on the image pulls; the
     # hostNetwork pod and the pod waiting for its volume have it False but do not wait for Terway.
-    assert {l["node"]: v for n, l, v in s if n == "terway_pods_waiting_for_network"} == {NODE_H: 3.0}
+    assert {labels["node"]: v for n, labels, v in s if n == "terway_pods_waiting_for_network"} == {NODE_H: 3.0}
     # events.k8s.io-written events (empty source, reportingComponent, series) counted like core/v1 ones.
     assert errors_total(s) == {
         ("InvalidVSwitchId.IpNotEnough", "PodCreateFailed"): 5,
@@ -247,13 +248,13 @@ async def test_healthy_shows_no_problem(tmp_path):
     s = await collect("healthy", tmp_path)
     assert problems(s) == {}
     assert set(value(s, "terway_exporter_source_up")) == {1.0}
-    assert min(v for n, l, v in s if n == "terway_vswitch_available_ip_addresses") > 1000
+    assert min(v for n, labels, v in s if n == "terway_vswitch_available_ip_addresses") > 1000
     assert value(s, "terway_daemon_pods", state="crash_looping") == [0.0]
     assert sum(value(s, "terway_pods_waiting_for_network")) == 0
     assert value(s, "terway_node_insufficient_ip") == [] and value(s, "terway_node_cni_not_ready") == []
     assert value(s, "terway_node_eni_limit_override") == [] and value(s, "terway_node_ip_capacity_override") == []
     assert value(s, "terway_node_ips", state="unavailable") == []
     assert sum(value(s, "terway_enis_leaked")) == 0 and sum(value(s, "terway_enis_held_by_podeni")) == 0
-    assert {l["creator"] for n, l, v in s if n == "terway_enis_leaked"} == {"terway", "terway-controller"}
-    assert [v for n, l, v in s if n == "terway_network_errors_total"] in ([], [0.0] * 0)
+    assert {labels["creator"] for n, labels, v in s if n == "terway_enis_leaked"} == {"terway", "terway-controller"}
+    assert [v for n, labels, v in s if n == "terway_network_errors_total"] in ([], [0.0] * 0)
     assert value(s, "terway_controlplane_degradation", level="none") == [1.0]

@@ -140,7 +140,8 @@ def eni_ids(body: dict[str, Any]) -> list[str]:
 
 def vswitch_world(count: int) -> World:
     return build_world({"name": f"vsw{count}", "vpc_id": "vpc-many", "vswitches": [
-        {"id": f"vsw-{i:04d}", "zone": "cn-hangzhou-h", "cidr": f"10.{i // 256}.{i % 256}.0/24"} for i in range(count)]})
+        {"id": f"vsw-{i:04d}", "zone": "cn-hangzhou-h", "cidr": f"10.{i // 256}.{i % 256}.0/24"}
+        for i in range(count)]})
 
 
 def stray_world(count: int) -> World:
@@ -271,7 +272,8 @@ async def test_describe_network_interfaces_shape(serve) -> None:
     assert secondary["PrivateIpSets"]["PrivateIpSet"][0]["Primary"] is True
     assert secondary["SecurityGroupIds"] == {"SecurityGroupId": ["sg-a"]}
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", secondary["CreationTime"])
-    controller = [e for e in items.values() if {"TagKey": "creator", "TagValue": "terway-controller"} in e["Tags"]["Tag"]]
+    controller = [e for e in items.values()
+                  if {"TagKey": "creator", "TagValue": "terway-controller"} in e["Tags"]["Tag"]]
     assert controller[0]["Tags"]["Tag"][0] == {"TagKey": "ack.aliyun.com", "TagValue": "c-unit"}
     assert controller[0]["InstanceId"] == "" and "Attachment" not in controller[0]
 
@@ -392,7 +394,8 @@ async def test_get_product_quota_form_body(serve) -> None:
     quota = (await sim.call(quota_request()))["Quota"]
     # 2 primaries + 3 secondaries + 4 strays; TotalQuota/TotalUsage are numbers, not strings.
     assert (quota["TotalQuota"], quota["TotalUsage"]) == (200.0, 9.0)
-    assert quota["QuotaActionCode"] == "q_elastic-network-interfaces" and quota["Dimensions"] == {"regionId": "cn-hangzhou"}
+    assert (quota["QuotaActionCode"] == "q_elastic-network-interfaces"
+            and quota["Dimensions"] == {"regionId": "cn-hangzhou"})
     err = await sim.fail(quota_request(code="q_something-else"))
     assert (err.get_error_code(), err.get_http_status()) == ("QUOTA.NOT.FOUND", 400)
     assert (await sim.fail(quota_request(region=""))).get_error_code() == "QUOTA.DIMENSION.MISS"

@@ -10,7 +10,7 @@ import pytest
 from support.waiting import wait_until_async
 from terway_simulator.credentials_api import start_credentials_simulator
 from terway_simulator.run import start_simulators
-from test_simulator_cloud import Sim, _clean_env, serve, small_world, vswitches  # noqa: F401
+from test_simulator_cloud import Sim, _clean_env, small_world, vswitches  # noqa: F401  (_clean_env: autouse)
 
 TOKEN = {"Authorization": "Bearer terway-sim-token"}
 
@@ -85,7 +85,8 @@ async def test_sts_is_steered_and_shows_what_it_issued():
     world = small_world()
     runner, url = await start_credentials_simulator(world)
     try:
-        status, body = await post(f"{url}/_sim/credentials/config", {"oidc_token": "new-token", "expiration_seconds": 960})
+        status, body = await post(f"{url}/_sim/credentials/config",
+                                  {"oidc_token": "new-token", "expiration_seconds": 960})
         assert status == 200 and body == {"oidc_token_required": True, "expiration_seconds": 960.0}
         query = "Action=AssumeRoleWithOIDC&RoleArn=acs:ram::1:role/r&OIDCProviderArn=acs:ram::1:oidc-provider/p"
         assert (await get(f"{url}/?{query}&OIDCToken=old-token"))[0] == 400

@@ -72,7 +72,8 @@ def start_chromium(workdir: Path) -> tuple[subprocess.Popen, int]:
 
     def port() -> int | None:
         if proc.poll() is not None:
-            raise RuntimeError(f"chromium exited with {proc.returncode}: {(workdir / 'chromium.log').read_text()[-2000:]}")
+            log_tail = (workdir / "chromium.log").read_text()[-2000:]
+            raise RuntimeError(f"chromium exited with {proc.returncode}: {log_tail}")
         lines = active.read_text().splitlines() if active.exists() else []
         return int(lines[0]) if lines and lines[0].isdigit() else None
 
@@ -90,7 +91,8 @@ async def test_status_page_shows_the_findings_in_a_real_browser(tmp_path):
         url = f"http://127.0.0.1:{port}/"
         # The page is rendered with the metrics: wait for the render that has read every source.
         every_source_up = re.compile(r"sources (\d+)/\1 up")
-        wait_until(lambda: every_source_up.search(http_get(url)[1].decode()), 90, "the status page to judge all sources")
+        wait_until(lambda: every_source_up.search(http_get(url)[1].decode()), 90,
+                   "the status page to judge all sources")
         served = http_get(url)[1].decode()
         assert "<script" not in served
         browser, devtools_port = start_chromium(tmp_path)

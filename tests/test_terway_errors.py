@@ -119,7 +119,8 @@ SANDBOX = ('Failed to create pod sandbox: rpc error: code = Unknown desc = faile
         ("FailedCreatePodSandBox", "failed to pull image registry/pause:3.9: not found", "kubelet", None),
         ("BackOff", "Back-off restarting failed container", "kubelet", None),
         # ENI-specific codes are network errors whoever reports them.
-        ("ProvisioningFailed", "ErrorCode: EniPerInstanceLimitExceeded", "some-operator", "EniPerInstanceLimitExceeded"),
+        ("ProvisioningFailed", "ErrorCode: EniPerInstanceLimitExceeded", "some-operator",
+         "EniPerInstanceLimitExceeded"),
     ],
 )
 def test_network_events(reason, message, component, expected):

@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from terway_exporter.collectors.base import Collector
 from terway_exporter.model.cloud import CloudTargets
 from terway_exporter.model.state import ClusterState
+from terway_exporter.sources.cloud.settings import CloudSettings
 from terway_simulator.cloud_api import start_cloud_simulator
 from terway_simulator.world import World
-from terway_exporter.sources.cloud.settings import CloudSettings
 
 
 @dataclass
