@@ -138,8 +138,8 @@ def fresh(scenario: str, workdir: Path, *args: str) -> tuple[int, str]:
         return run(sim, *args)
 
 
-# The fast loop runs a few scenarios (a clean one, one with critical findings, one that cannot check); CI all.
-FAST_SCENARIOS = {"healthy", "demo", "bad-credentials"}
+# The fast loop runs a clean scenario only; CI all (critical findings, scenarios that cannot check, ...).
+FAST_SCENARIOS = {"healthy"}
 
 
 @pytest.mark.parametrize("scenario", [pytest.param(name, marks=() if name in FAST_SCENARIOS else pytest.mark.slow)

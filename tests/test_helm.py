@@ -38,6 +38,10 @@ PORT = 9417
 KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 SHIPPED_RUNBOOK_BASE = "https://github.com/terway-exporter/terway-exporter/blob/main/docs/runbooks/"
 
+# Every test renders the chart with the helm binary (a process each, about 0.3 s): CI runs them, the
+# fast loop (-m "not slow") leaves the chart out.
+pytestmark = pytest.mark.slow
+
 sys.path.insert(0, str(SYNC.parent))
 import sync  # noqa: E402  (helm/sync.py: the threshold finder the chart's templates rely on)
 

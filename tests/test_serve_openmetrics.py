@@ -7,7 +7,11 @@ from __future__ import annotations
 import gzip
 import urllib.request
 
+import pytest
+
 from support.stack import start_demo, wait_until
+
+pytestmark = pytest.mark.slow  # a demo process (tests/test_negotiation.py covers negotiation in-process)
 
 # Prometheus 2.42's default scrape headers.
 PROMETHEUS_HEADERS = {
