@@ -55,7 +55,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RULES_FILE = REPO / "alerts" / "terway-exporter.rules.yaml"
-SCENARIOS = REPO / "exporter" / "terway_exporter" / "simulator" / "scenarios"
+SCENARIOS = REPO / "exporter" / "terway_simulator" / "scenarios"
 KUBE_TOKEN = "terway-sim-token"  # the simulated API server's default bearer token (simulator/kube_api.py)
 
 # Production timing, divided by --scale.
