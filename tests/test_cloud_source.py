@@ -586,6 +586,23 @@ async def test_no_region_reports_every_poll_step_down():
     assert hub.counters.cloud_requests_total() == 0
 
 
+async def test_readiness_does_not_wait_for_the_census():
+    """/readyz follows the regular poll; the census (every ENI of the VPC) may take minutes at scale."""
+    world = healthy()
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            hub = source.sink
+            assert not hub.ready(), "registered up front: not ready before the first poll"
+            assert await source.poll_once()
+            assert not hub.sources["cloud_eni_census"].attempted and hub.ready()
+            assert hub.cloud.census is None  # terway_enis stays absent until the census is done
+            assert await source.census_once()
+            assert hub.ready() and hub.cloud.census is not None
+        finally:
+            source.close()
+
+
 # --------------------------------------------------------------------------- rate
 
 

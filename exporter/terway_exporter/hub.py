@@ -34,6 +34,7 @@ class SnapshotHub:
         self.kube = KubeSnapshot()
         self.targets = CloudTargets()
         self.sources: dict[str, SourceStatus] = {}
+        self._not_gating: set[str] = set()  # sources /readyz does not wait for (see register)
         self.version = 0
         self.changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -55,16 +56,20 @@ class SnapshotHub:
             self.targets = targets
             self._bump()
 
-    def register(self, name: str) -> None:
-        """Declare a source, so /readyz waits for its first attempt."""
+    def register(self, name: str, gates_readiness: bool = True) -> None:
+        """Declare a source, so /readyz waits for its first attempt (unless `gates_readiness` is False:
+        a background listing whose first round may take minutes, whose families stay absent until then)."""
         self.sources.setdefault(name, SourceStatus(name=name))
+        if not gates_readiness:
+            self._not_gating.add(name)
 
     def report(self, status: SourceStatus) -> None:
         self.sources[status.name] = replace(status, attempted=True)
         self._bump()
 
     def ready(self) -> bool:
-        return bool(self.sources) and all(s.attempted for s in self.sources.values())
+        gating = [s for name, s in self.sources.items() if name not in self._not_gating]
+        return bool(gating) and all(s.attempted for s in gating)
 
     def state(self, now: float | None = None) -> ClusterState:
         return ClusterState(

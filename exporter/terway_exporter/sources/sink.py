@@ -13,8 +13,9 @@ from ..telemetry import ExporterCounters
 class SnapshotSink(Protocol):
     counters: ExporterCounters
 
-    def register(self, name: str) -> None:
-        """Declare a status the source will report, so readiness waits for its first attempt."""
+    def register(self, name: str, gates_readiness: bool = True) -> None:
+        """Declare a status the source will report, so readiness waits for its first attempt (unless not
+        `gates_readiness`)."""
 
     def report(self, status: SourceStatus) -> None: ...
 

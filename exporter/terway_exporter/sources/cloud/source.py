@@ -218,7 +218,10 @@ class CloudSource:
         self._polled = asyncio.Event()
         sink.publish_targets(self.explicit)
         for name in STATUS_NAMES:
-            sink.register(name)
+            # The census lists every ENI of the VPC (82 pages at 5,000 nodes, paced by the shared rate limit:
+            # most of the time to /readyz in docs/performance.md); /readyz does not wait for it, and
+            # terway_enis and the census-based quota usage stay absent until it is done.
+            sink.register(name, gates_readiness=name != ENI_CENSUS)
 
     # ------------------------------------------------------------------ lifecycle
 
