@@ -150,8 +150,6 @@ class KubeSnapshot:
     # None when the nodes.network.alibabacloud.com CRD does not exist: legacy IPAM.
     terway_nodes: dict[str, TerwayNodeCR] | None = None
     daemon_pods: dict[str, PodSummary] = field(default_factory=dict)  # key "ns/name"
-    controlplane_pods: dict[str, PodSummary] = field(default_factory=dict)
-    coredns_pods: dict[str, PodSummary] = field(default_factory=dict)
     waiting_pods: dict[str, WaitingPod] = field(default_factory=dict)  # key pod UID
     daemonset: WorkloadStatus | None = None  # terway-eniip
     controlplane: WorkloadStatus | None = None  # Deployment terway-controlplane; None = hosted

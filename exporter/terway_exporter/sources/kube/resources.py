@@ -37,10 +37,9 @@ from .reflector import ListCall, ResourceSpec
 
 TERWAY_GROUP, TERWAY_VERSION = "network.alibabacloud.com", "v1beta1"
 
-# Pods in the Terway namespace, by role: the daemon, the controlplane, CoreDNS.
+# The daemon's pods in the Terway namespace. The controlplane and CoreDNS are read from their Deployments
+# (replicas available) and the controlplane's Lease: their pods were once watched too, but nothing read them.
 DAEMON_POD_SELECTOR = "app=terway-eniip"
-CONTROLPLANE_POD_SELECTOR = "k8s-app=terway-controlplane"
-COREDNS_POD_SELECTOR = "k8s-app=kube-dns"
 
 @dataclass(frozen=True, slots=True)
 class Apis:
@@ -95,9 +94,6 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("terway_nodes", "kube_terway_nodes", TERWAY_GROUP, "nodes", lambda a, ns: a.terway_crd("nodes"),
              project_terway_node, key=name_of, optional=True),
     Resource("daemon_pods", "kube_pods", "", "pods", _pods_in_namespace(DAEMON_POD_SELECTOR), project_pod_summary),
-    Resource("controlplane_pods", "kube_pods", "", "pods", _pods_in_namespace(CONTROLPLANE_POD_SELECTOR),
-             project_pod_summary),
-    Resource("coredns_pods", "kube_pods", "", "pods", _pods_in_namespace(COREDNS_POD_SELECTOR), project_pod_summary),
     # Cluster-wide, but only Pending pods: the API server drops a pod from this watch
     # (DELETED) as soon as it leaves Pending, so running pods never reach the store.
     Resource("pending_pods", "kube_pending_pods", "", "pods",

@@ -255,8 +255,6 @@ def build_snapshot(
         nodes=nodes,
         terway_nodes=None if "terway_nodes" in absent else dict(stores["terway_nodes"]),
         daemon_pods=dict(stores["daemon_pods"]),
-        controlplane_pods=dict(stores["controlplane_pods"]),
-        coredns_pods=dict(stores["coredns_pods"]),
         waiting_pods=join_pod_waits(stores["pending_pods"], stores["events"]),
         daemonset=stores["daemonsets"].get(DAEMONSET),
         controlplane=deployments.get(CONTROLPLANE),
