@@ -77,7 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         argv = exporter_argv("exporter", port, cloud_url, Options(nodes=[args.nodes]))
         exporter = Process.start("exporter", argv, env, root)
-        wait_until_ready(f"http://127.0.0.1:{port}", exporter, timeout=900)
+        ready = wait_until_ready(f"http://127.0.0.1:{port}", exporter, timeout=900)
+        # What the first sync spent its time on: each source's last poll or list (/readyz waits for all).
+        _, body = http(f"http://127.0.0.1:{port}/metrics", timeout=60.0)
+        print(f"/readyz after {ready:.1f} s; source durations:", file=sys.stderr)
+        for line in body.decode().splitlines():
+            if line.startswith("terway_exporter_source_duration_seconds{"):
+                print("  " + line, file=sys.stderr)
         prometheus = Prometheus.start(root / "prometheus", f"127.0.0.1:{port}", [old, new], free_port())
         prometheus.wait_for_scrapes(3, timeout=300)
         readings = []
