@@ -115,6 +115,8 @@ async def test_an_id_that_cannot_be_one_is_never_sent_and_reads_as_missing(caplo
     everything_sent = json.dumps(sent)
     assert "x" * 100 not in everything_sent and "DROP" not in everything_sent
     assert "not an instance type" not in everything_sent
+    # The targets the checks judge are the ones polled: the malformed instance type is not among them.
+    assert hub.targets.instance_types == {"ecs.g7.large"} and huge in hub.targets.vswitch_ids
     warnings = [r.getMessage() for r in caplog.records if "cannot be an ID" in r.getMessage()]
     assert len(warnings) == 3 and all(len(w) < 300 for w in warnings)
 

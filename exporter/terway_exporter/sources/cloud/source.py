@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from aliyunsdkcore.request import AcsRequest
@@ -92,17 +92,6 @@ ENI_QUOTA_CODE = "q_elastic-network-interfaces"
 
 class StepError(Exception):
     """A step that cannot run (nothing to ask, or a missing prerequisite)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Targets:
-    """What one poll looks at: settings merged with what the cluster says."""
-
-    region_id: str | None
-    vpc_id: str | None
-    vswitch_ids: frozenset[str]
-    security_group_ids: frozenset[str]
-    instance_types: frozenset[str]
 
 
 def chunks(items: Iterable[str], size: int) -> list[list[str]]:
@@ -282,30 +271,28 @@ class CloudSource:
         client = self._client_for(targets.region_id)
         return await self._step(ENI_CENSUS, client, lambda c: self._run_census(c, targets))
 
-    def targets(self) -> Targets:
-        """Settings merged with what the cluster names. A region, VPC or instance type from the
-        cluster that is not shaped like one is dropped (vSwitch and security group IDs are kept:
-        they are answered as missing, so the configuration checks name them)."""
-        cluster, s = self._discover(), self.settings
-        return Targets(
-            region_id=s.region_id or self._well_formed("region", cluster.region_id),
-            vpc_id=s.vpc_id or self._well_formed("vpc", cluster.vpc_id),
-            vswitch_ids=frozenset(s.vswitch_ids) | cluster.vswitch_ids,
-            security_group_ids=frozenset(s.security_group_ids) | cluster.security_group_ids,
-            instance_types=frozenset(it for it in cluster.instance_types if self._well_formed("instance_type", it)),
-        )
-
-    def _discover(self) -> CloudTargets:
-        """The settings' IDs widened by what the cluster's latest snapshot names; published, so the
-        checks and collectors read the very targets this poll used."""
+    def targets(self) -> CloudTargets:
+        """What this round looks at: the settings' IDs widened by what the cluster's latest snapshot
+        names (terway/targets.py, where the flags' region and VPC win). A region, VPC or instance type
+        from the cluster that is not shaped like one is dropped (vSwitch and security group IDs are
+        kept: they are answered as missing, so the configuration checks name them). The result is
+        published, so the checks and collectors read the very targets this round polled."""
         kube = self._cluster() if self._cluster is not None else None
         if kube is not None:
             try:
                 self._cluster_targets = derive_targets(kube, self.explicit)
             except Exception:  # never let odd cluster data stop the poll: keep the previous targets
                 log.exception("could not derive cloud targets from the cluster; keeping the previous ones")
-        self.sink.publish_targets(self._cluster_targets)
-        return self._cluster_targets
+        named, s = self._cluster_targets, self.settings
+        polled = CloudTargets(
+            region_id=s.region_id or self._well_formed("region", named.region_id),
+            vpc_id=s.vpc_id or self._well_formed("vpc", named.vpc_id),
+            vswitch_ids=named.vswitch_ids,
+            security_group_ids=named.security_group_ids,
+            instance_types=frozenset(it for it in named.instance_types if self._well_formed("instance_type", it)),
+        )
+        self.sink.publish_targets(polled)
+        return polled
 
     def _well_formed(self, kind: str, value: str | None) -> str | None:
         if value is None or ids.well_formed(kind, value):
@@ -320,7 +307,7 @@ class CloudSource:
             log.warning("the cluster names a %s %s that cannot be an ID; not sending it to the cloud API",
                         kind, ids.shown(value))
 
-    def vpc_id(self, targets: Targets) -> str | None:
+    def vpc_id(self, targets: CloudTargets) -> str | None:
         """The configured VPC, else the one most target vSwitches belong to."""
         if targets.vpc_id:
             return targets.vpc_id
@@ -367,7 +354,7 @@ class CloudSource:
 
     # ------------------------------------------------------------------ steps
 
-    async def _poll_vswitches(self, client: CloudClient, t: Targets) -> dict[str, Any]:
+    async def _poll_vswitches(self, client: CloudClient, t: CloudTargets) -> dict[str, Any]:
         """The VPC's vSwitches, listed by VpcId; a target vSwitch the listing lacks (another VPC, or
         gone) is asked for by its single ID, like Terway's DescribeVSwitchByID
         (pkg/aliyun/client/vpc_service.go at v1.17.5), and the answer is cached.
@@ -473,13 +460,13 @@ class CloudSource:
             parse.network_interfaces(body), parse.parse_eni, "DescribeNetworkInterfaces"))
         return [eni for page in pages for eni in page]
 
-    async def _poll_leaks(self, client: CloudClient, t: Targets) -> dict[str, Any]:
+    async def _poll_leaks(self, client: CloudClient, t: CloudTargets) -> dict[str, Any]:
         if not t.vpc_id:
             raise StepError("VPC unknown: set --vpc-id or configure vSwitches")
         enis = await self._list_enis(client, t.vpc_id, status="Available")
         return {"detached_enis": detached_terway_enis(enis)}
 
-    async def _poll_quota(self, client: CloudClient, t: Targets) -> dict[str, Any]:
+    async def _poll_quota(self, client: CloudClient, t: CloudTargets) -> dict[str, Any]:
         try:
             quota, usage = await self._quota_center(client)
         except (CloudApiError, ValueError) as first:
@@ -515,7 +502,7 @@ class CloudSource:
         except ValueError as err:
             raise StepError(f"DescribeAccountAttributes: {err}") from None
 
-    async def _poll_instance_types(self, client: CloudClient, t: Targets) -> dict[str, Any]:
+    async def _poll_instance_types(self, client: CloudClient, t: CloudTargets) -> dict[str, Any]:
         now = time.time()
         due = {it for it in t.instance_types
                if it not in self._type_cache or now - self._type_cache[it][1] > self.settings.instance_type_ttl}
@@ -536,7 +523,7 @@ class CloudSource:
         items = [item for body in bodies for item in parse.instance_types(body)]
         return parse_items(items, parse.parse_instance_type, "DescribeInstanceTypes")
 
-    async def _poll_security_groups(self, client: CloudClient, t: Targets) -> dict[str, Any]:
+    async def _poll_security_groups(self, client: CloudClient, t: CloudTargets) -> dict[str, Any]:
         found = {}
         asked = {sg for sg in t.security_group_ids if ids.well_formed("security_group", sg)}
         for sg in t.security_group_ids - asked:
@@ -554,7 +541,7 @@ class CloudSource:
                     found[sg.security_group_id] = sg
         return {"security_groups": found, "missing_security_groups": frozenset(t.security_group_ids - found.keys())}
 
-    async def _run_census(self, client: CloudClient, t: Targets) -> dict[str, Any]:
+    async def _run_census(self, client: CloudClient, t: CloudTargets) -> dict[str, Any]:
         if not t.vpc_id:
             raise StepError("VPC unknown: set --vpc-id or configure vSwitches")
         census = build_census(await self._list_enis(client, t.vpc_id), time.time())
