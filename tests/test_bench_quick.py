@@ -42,6 +42,7 @@ NUMBER = r"-?\d+(?:\.\d+)?"
 
 
 @pytest.mark.slow
+@pytest.mark.e2e  # a real Prometheus scrapes the exporter
 def test_quick_benchmark_prints_every_row(tmp_path):
     figures_file = tmp_path / "figures.json"
     run = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--json", str(figures_file)],

@@ -72,23 +72,27 @@ def test_unknown_key_in_file(tmp_path):
         resolve("serve", {"config": str(config)}, {})
 
 
+@pytest.mark.slow  # the command as a process
 def test_cli_exit_code_2_with_message():
     result = run_cli("collect", "--no-kubernetes", "--quotas-endpoint", "not a url")
     assert result.returncode == 2
     assert "--quotas-endpoint" in result.stderr and "not a url" in result.stderr
 
 
+@pytest.mark.slow  # the command as a process
 def test_cli_environment_error_names_variable():
     result = run_cli("serve", "--no-kubernetes", env={"TERWAY_EXPORTER_CLOUD_POLL_INTERVAL": "often"})
     assert result.returncode == 2
     assert "TERWAY_EXPORTER_CLOUD_POLL_INTERVAL" in result.stderr
 
 
+@pytest.mark.slow  # the command as a process
 def test_cli_needs_a_cluster_or_no_kubernetes():
     result = run_cli("collect")
     assert result.returncode == 2 and "--kubeconfig" in result.stderr
 
 
+@pytest.mark.slow  # the command as a process
 def test_every_command_has_help_with_defaults():
     for command in ("serve", "collect", "demo", "simulate"):
         result = run_cli(command, "--help")

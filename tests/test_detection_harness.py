@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.e2e  # a real Prometheus and Alertmanager
 def test_quick_detection_run_fires_resolves_and_stays_quiet(tmp_path):
     results_file = tmp_path / "results.json"
     run = subprocess.run([sys.executable, str(REPO / "bench" / "detection.py"), "--quick", "--json", str(results_file),

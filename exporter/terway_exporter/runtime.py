@@ -244,7 +244,7 @@ def _make_cloud_source(hub: SnapshotHub, options: Options, kube_source: KubeSour
         ecs_endpoint=options.ecs_endpoint, vpc_endpoint=options.vpc_endpoint,
         quotas_endpoint=options.quotas_endpoint, poll_interval=options.cloud_poll_interval,
         census_interval=options.eni_census_interval, api_rate=options.cloud_api_rate,
-        leak_grace_period=options.leak_grace_period, instance_type_ttl=options.instance_type_cache_ttl,
+        instance_type_ttl=options.instance_type_cache_ttl,
     )
     cluster = None if kube_source is None else (lambda: kube_source.latest)
     return CloudSource(hub, settings, cluster=cluster)

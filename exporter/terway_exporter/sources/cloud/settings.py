@@ -27,7 +27,6 @@ class CloudSettings:
     poll_interval: float = 60.0  # seconds between regular polls
     census_interval: float = 900.0  # seconds between full ENI listings
     api_rate: float = 5.0  # requests per second, all APIs together
-    leak_grace_period: float = 900.0  # an Available Terway ENI older than this is leaked
     instance_type_ttl: float = 6 * 3600.0  # instance type limits change only with new types
     # a configured vSwitch outside the listed VPC is asked for by ID; its answer is reused this long
     vswitch_lookup_ttl: float = 900.0
