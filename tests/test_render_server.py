@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
+from support.waiting import wait_until_async
 from terway_exporter.collectors.base import Collector
 from terway_exporter.collectors.exporter import COLLECTORS as SELF_COLLECTORS
 from terway_exporter.hub import SnapshotHub
@@ -155,9 +156,7 @@ def server_transports(server: TestServer) -> list[asyncio.Transport]:
 
 
 async def wait_for(condition, what: str, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
+    await wait_until_async(condition, timeout, what, interval=0.01)
 
 
 async def stall(server: TestServer, count: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:

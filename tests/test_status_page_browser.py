@@ -64,7 +64,10 @@ class DevTools:
 def start_chromium(workdir: Path) -> tuple[subprocess.Popen, int]:
     profile = workdir / "chromium-profile"
     proc = subprocess.Popen(
+        # No connection beyond loopback: Chromium's background services (updates, sync, QUIC, safe browsing)
+        # would otherwise reach out at start.
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
          "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={profile}",
          "--window-size=1280,2000", "--blink-settings=scriptEnabled=false", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=(workdir / "chromium.log").open("wb"), start_new_session=True)

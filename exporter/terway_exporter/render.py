@@ -113,11 +113,13 @@ def _strip_eof(body: bytes) -> bytes:
     return body[: -len(_OPENMETRICS_EOF)] if body.endswith(_OPENMETRICS_EOF) else body
 
 
-def _state_key(state: ClusterState, reads: frozenset[str], tick: int) -> tuple:
-    """What a collector's output depends on: the identity of each state part it reads.
+def _state_key(state: ClusterState, reads: frozenset[str], tick: int) -> tuple[object, ...]:
+    """What a collector's output depends on: each state part it reads, compared by `_same_key`.
 
-    Snapshots are immutable and replaced on change, so identity is a cheap and exact
-    change test; `now` stands for the periodic tick of age-based collectors.
+    Snapshots are immutable and replaced on change, so identity is a cheap and exact change test.
+    The key holds the parts themselves, not their id(): a part freed after its render could hand
+    its address to the next snapshot, and an id would then match a different object. `now` stands
+    for the periodic tick of age-based collectors.
     """
     key: list[object] = []
     for part in sorted(reads):
@@ -126,8 +128,13 @@ def _state_key(state: ClusterState, reads: frozenset[str], tick: int) -> tuple:
         elif part in ("sources", "stats"):
             key.append(repr(getattr(state, part)))  # small, rebuilt each time: compare by value
         else:
-            key.append(id(getattr(state, part)))
+            key.append(getattr(state, part))
     return tuple(key)
+
+
+def _same_key(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """Parts by identity; the tick and the repr of sources and stats (ints, strings) by value."""
+    return len(a) == len(b) and all(x is y or (isinstance(x, int | str) and x == y) for x, y in zip(a, b, strict=True))
 
 
 class Renderer:
@@ -169,7 +176,7 @@ class Renderer:
         key = _state_key(state, collector.reads, tick)
         cached = self._cache.get(collector.name)
         want_om = self.openmetrics_wanted
-        if cached is not None and cached.key == key and (cached.openmetrics is not None or not want_om):
+        if cached is not None and _same_key(cached.key, key) and (cached.openmetrics is not None or not want_om):
             # Only successful runs are cached: this is the output a run on these very inputs gives.
             self.succeeded[collector.name] = True
             return cached
