@@ -13,7 +13,6 @@ from kubernetes.aio import client, config
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.cloud import render
-from support.waiting import wait_until_async
 from terway_exporter.collectors import eni
 from terway_exporter.hub import SnapshotHub
 from terway_exporter.model.cloud import CloudSnapshot, Eni
@@ -25,6 +24,7 @@ from terway_exporter.sources.kube.podenis import project_pod_eni
 from terway_exporter.sources.kube.source import KubeSettings, KubeSource
 from terway_simulator.kube_api import simulator_of, start_kube_simulator, write_kubeconfig
 from terway_simulator.world import WorldPodEni, build_world, read_scenario
+from test_kube_source import wait_for as wait_for_snapshot
 
 GROUP = "network.alibabacloud.com/v1beta1"
 
@@ -205,9 +205,7 @@ async def test_malformed_podenis_are_skipped_with_a_warning(served, caplog):
 
 
 async def wait_for(hub: SnapshotHub, check, timeout: float = 8.0) -> KubeSnapshot:
-    await wait_until_async(lambda: check(hub.kube), timeout,
-                           lambda: f"the snapshot to match; last PodENIs: {hub.kube.pod_enis}")
-    return hub.kube
+    return await wait_for_snapshot(hub, check, timeout, shown=lambda kube: f"PodENIs {kube.pod_enis}")
 
 
 async def test_watch_follows_podenis_and_the_leak_split_with_them(served):

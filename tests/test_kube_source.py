@@ -135,8 +135,10 @@ async def cluster(tmp_path):
         await made.stop()
 
 
-async def wait_for(hub: SnapshotHub, check: Callable[[KubeSnapshot], bool], timeout: float = 8.0) -> KubeSnapshot:
-    await wait_until_async(lambda: check(hub.kube), timeout, lambda: f"the snapshot to match; last: {hub.kube}")
+async def wait_for(hub: SnapshotHub, check: Callable[[KubeSnapshot], bool], timeout: float = 8.0,
+                   shown: Callable[[KubeSnapshot], object] = lambda kube: kube) -> KubeSnapshot:
+    """Until the hub's snapshot passes `check`; on timeout the message shows `shown(last snapshot)`."""
+    await wait_until_async(lambda: check(hub.kube), timeout, lambda: f"the snapshot to match; last: {shown(hub.kube)}")
     return hub.kube
 
 
