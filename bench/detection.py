@@ -36,7 +36,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from loopback_ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 RULES_FILE = REPO / "alerts" / "terway-exporter.rules.yaml"
@@ -261,11 +262,6 @@ QUICK_NEAR_MISSES = tuple(m.name for m in NEAR_MISSES)
 
 # ------------------------------------------------------------------ processes
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http(url: str, body: dict | None = None, timeout: float = 10.0, token: str = "") -> tuple[int, bytes]:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import yaml
 
+from loopback_ports import free_port
 from probes import Process, Prometheus, http, wait_until_ready
-from run import RULES, Options, exporter_argv, free_port, start_simulator
+from run import RULES, Options, exporter_argv, start_simulator
 
 REPO = Path(__file__).resolve().parents[1]
 

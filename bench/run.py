@@ -21,13 +21,13 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from loopback_ports import free_port
 from probes import (
     CloudCalls,
     Process,
@@ -93,11 +93,6 @@ class Figures:
 
 # ------------------------------------------------------------------ one node count
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_simulator(nodes: int, workdir: Path) -> tuple[Process, dict[str, str], str, str]:

@@ -21,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from loopback_ports import free_port
 from probes import Process, memory_mb, wait_until_ready
-from run import Options, exporter_argv, free_port, start_simulator
+from run import Options, exporter_argv, start_simulator
 
 HEADERS = {
     "openmetrics-gzip": "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n"

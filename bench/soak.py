@@ -48,8 +48,9 @@ from typing import Any
 
 import aiohttp
 
+from loopback_ports import free_port
 from probes import Process, cpu_seconds, memory_mb, wait_until_ready
-from run import free_port, start_simulator
+from run import start_simulator
 
 KUBE_TOKEN = "terway-sim-token"  # the simulated API server's bearer token (kube_api.DEFAULT_TOKEN)
 ROLE_ARN = "acs:ram::1234567890123456:role/terway-exporter"

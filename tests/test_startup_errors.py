@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.stack import free_port
 from terway_exporter.config import resolve
 from terway_exporter.model.status import SourceStatus
 from terway_exporter.runtime import Runtime, TaskDied
@@ -39,12 +40,6 @@ def kubeconfig(server: str = "https://127.0.0.1:6443", **cluster_extra: str) -> 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TERWAY_EXPORTER_", "KUBERNETES_"))}
     return subprocess.run([*EXPORTER, *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=env)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def one_line_exit_2(result: subprocess.CompletedProcess[str], *expected: str) -> None:

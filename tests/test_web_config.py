@@ -13,7 +13,6 @@ import base64
 import datetime
 import logging
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from support.certs import NOW, bcrypt_hash, issue, make_ca, write_atomically
+from support.stack import free_port
 from support.waiting import wait_until_async
 from terway_exporter import webconfig
 from terway_exporter.collectors.exporter import COLLECTORS as SELF_COLLECTORS
@@ -317,12 +317,6 @@ def test_the_option_follows_the_table_conventions(pki: PKI, tmp_path: Path) -> N
 
 
 # ----------------------------------------------------------------------------- start-up errors: exit 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_serve(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,16 +25,11 @@ from typing import Any
 
 import yaml
 
+from loopback_ports import free_port  # noqa: F401 - bench/'s helper (pyproject's pythonpath); e2e modules import it from here
 from support.waiting import wait_until  # noqa: F401 - the e2e modules import it from here
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_FILE = REPO / "alerts" / "terway-exporter.rules.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
