@@ -133,6 +133,13 @@ eni_cap_ratio/eni_cap_shift/max_eni, or an instance type not described (yet).
 # HELP terway_node_cni_not_ready 1 while the kubelet reports the network plugin or CNI config not ready; absent \
 otherwise.
 # TYPE terway_node_cni_not_ready gauge
+# HELP terway_node_eni_limit_reached 1 while every ENI the node allows is attached (terway_node_enis >= its ENI limit) \
+and it has no idle IP; absent otherwise, and on legacy and prefix-mode nodes (idle IPs not known).
+# TYPE terway_node_eni_limit_reached gauge
+# HELP terway_node_ip_pool_below_minimum 1 while the node holds fewer idle IPs than its min_pool_size although its IP \
+capacity minus the IPs in use leaves room for min_pool_size, and min_pool_size is not above max_pool_size; absent \
+otherwise.
+# TYPE terway_node_ip_pool_below_minimum gauge
 """
 
 

@@ -123,12 +123,17 @@ def eni_limit(s: list[Sample]) -> None:
     full = [n for n in nodes if value(s, "terway_node_enis", node=n) == node_eni_limit(s, n)
             and value(s, "terway_node_ips", node=n, state="idle") == [0.0]]
     assert full, "no node at its ENI limit without idle IPs"
+    # The exporter's own judgement (TerwayNodeENILimitReached reads it) names exactly those nodes.
+    reached = sorted(labels["node"] for n, labels, v in s if n == "terway_node_eni_limit_reached" and v == 1.0)
+    assert reached == sorted(full)
 
 
 def pool_below_minimum(s: list[Sample]) -> None:
     low = [labels["node"] for n, labels, v in s if n == "terway_node_ips" and labels["state"] == "idle"
            and v < value(s, "terway_node_pool_min_ips", node=labels["node"])[0]]
     assert low == ["cn-hangzhou.192.168.0.10"]
+    below = [labels["node"] for n, labels, v in s if n == "terway_node_ip_pool_below_minimum" and v == 1.0]
+    assert below == low  # the exporter's judgement (TerwayIPPoolBelowMinimum reads it): it has room to grow
 
 
 def cni_missing(s: list[Sample]) -> None:
@@ -252,6 +257,7 @@ async def test_healthy_shows_no_problem(tmp_path):
     assert value(s, "terway_daemon_pods", state="crash_looping") == [0.0]
     assert sum(value(s, "terway_pods_waiting_for_network")) == 0
     assert value(s, "terway_node_insufficient_ip") == [] and value(s, "terway_node_cni_not_ready") == []
+    assert value(s, "terway_node_eni_limit_reached") == [] and value(s, "terway_node_ip_pool_below_minimum") == []
     assert value(s, "terway_node_eni_limit_override") == [] and value(s, "terway_node_ip_capacity_override") == []
     assert value(s, "terway_node_ips", state="unavailable") == []
     assert sum(value(s, "terway_enis_leaked")) == 0 and sum(value(s, "terway_enis_held_by_podeni")) == 0

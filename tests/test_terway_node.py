@@ -14,6 +14,7 @@ from terway_exporter.model.kube import (
 from terway_exporter.terway.eniconf import ConfigError, EniConf, effective_confs
 from terway_exporter.terway.node import (
     IpCounts,
+    NodeView,
     cni_ready,
     degradation_level,
     ip_capacity,
@@ -194,3 +195,42 @@ def test_degradation_level():
     assert degradation_level(KubeSnapshot(controlplane_config={})) == "none"
     assert isinstance(degradation_level(KubeSnapshot(controlplane_config={"ctrl-config.yaml": "a: ["})),
                       ConfigError)
+
+
+def view(ipam_mode: str = "crd", enis: int | None = 4, eni_limit: int | None = 4, ips: IpCounts | None = None,
+         ip_capacity: int | None = 45, pool_min: int | None = 0, pool_max: int | None = 10) -> NodeView:
+    """A node of ecs.g7.xlarge (4 ENIs, 15 IPs each: capacity (4 - 1) x 15 = 45) unless told otherwise."""
+    return NodeView("n", "i-1", "ecs.g7.xlarge", "cn-hangzhou-h", ipam_mode, enis, eni_limit,
+                    IpCounts(in_use=20, idle=0) if ips is None else ips, ip_capacity, pool_min, pool_max,
+                    type_eni_limit=4, type_ip_capacity=45)
+
+
+def test_eni_limit_reached_needs_every_eni_attached_and_no_idle_ip():
+    assert view().eni_limit_reached  # 4 of 4, 0 idle
+    assert not view(ips=IpCounts(in_use=20, idle=2)).eni_limit_reached  # idle IPs left: pods still start
+    assert not view(enis=3).eni_limit_reached  # a slot left: Terway can add an ENI
+    # The node's own limit wins (Node CR nodeCap.adapters 3, the type says 4): 3 attached is the limit.
+    assert view(enis=3, eni_limit=3).eni_limit_reached
+    assert view(enis=3, eni_limit=3).own_eni_limit == 3
+    # An instance type not described and no nodeCap: no limit known, no judgement.
+    assert not view(enis=9, eni_limit=None).eni_limit_reached
+    assert not view(enis=None).eni_limit_reached  # no Node CR yet
+    # Legacy and prefix-mode nodes: idle IPs are not known from outside the node, never judged.
+    assert not view("legacy", ips=IpCounts(unknown=40)).eni_limit_reached
+    assert not view("prefix", ips=IpCounts(unknown=64)).eni_limit_reached
+
+
+def test_ip_pool_below_minimum_needs_room_for_the_minimum():
+    below = dict(ips=IpCounts(in_use=20, idle=2), pool_min=10)
+    assert view(**below).ip_pool_below_minimum  # 2 idle < 10; 45 - 20 = 25 >= 10: room to grow
+    assert not view(ips=IpCounts(in_use=40, idle=2), pool_min=10).ip_pool_below_minimum  # full: 45 - 40 < 10
+    assert not view(ips=IpCounts(in_use=10, idle=5), pool_min=5).ip_pool_below_minimum  # at its minimum
+    # min_pool_size above max_pool_size: the controlplane releases down to the maximum by design (adjustPool).
+    assert not view(ips=IpCounts(in_use=10, idle=5), pool_min=10, pool_max=5).ip_pool_below_minimum
+    assert view(**below, pool_max=None).ip_pool_below_minimum  # no maximum known: nothing excludes it
+    # The node's own capacity wins (max-available-ip 20): 18 in use leaves no room for 5 idle IPs.
+    assert not view(ips=IpCounts(in_use=18, idle=2), ip_capacity=20, pool_min=5).ip_pool_below_minimum
+    assert view(ips=IpCounts(in_use=18, idle=2), ip_capacity=20, pool_min=5).own_ip_capacity == 20
+    assert not view(**{**below, "ip_capacity": None}).ip_pool_below_minimum  # capacity unknown
+    assert not view("legacy", ips=IpCounts(unknown=40), pool_min=10).ip_pool_below_minimum
+    assert not view("prefix", ips=IpCounts(unknown=64), pool_min=10).ip_pool_below_minimum

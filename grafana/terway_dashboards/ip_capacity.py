@@ -28,6 +28,7 @@ UID = "terway-ip-capacity"
 
 AVAILABLE = "terway_vswitch_available_ip_addresses"
 IN_USE = 'state="in_use"'
+IDLE = 'state="idle"'  # only centralised-IPAM nodes have idle IPs (legacy and prefix mode: state="unknown")
 # The trend window of the forecasts: long enough to ignore a burst of pod churn.
 TREND = "6h"
 
@@ -191,7 +192,7 @@ def _nodes() -> list:
                 "Idle pod IPs of each node next to the min_pool_size and max_pool_size in force on it. Terway "
                 "keeps idle IPs between the two.",
                 "short",
-                Query(per_node("terway:node_idle_ips")),
+                Query(per_node("terway_node_ips", IDLE)),
                 Query(per_node("terway_node_pool_min_ips")),
                 Query(per_node("terway_node_pool_max_ips")),
                 columns=("idle", "min_pool_size", "max_pool_size"),
@@ -204,12 +205,12 @@ def _nodes() -> list:
             "more than max_pool_size (Terway is not releasing).",
             "short",
             Query(
-                f"sum {by()} ({per_node('terway:node_idle_ips')}"
+                f"sum {by()} ({per_node('terway_node_ips', IDLE)}"
                 f" < bool {on('node')} {per_node('terway_node_pool_min_ips')})",
                 "below min_pool_size",
             ),
             Query(
-                f"sum {by()} ({per_node('terway:node_idle_ips')}"
+                f"sum {by()} ({per_node('terway_node_ips', IDLE)}"
                 f" > bool {on('node')} {per_node('terway_node_pool_max_ips')})",
                 "above max_pool_size",
             ),

@@ -42,8 +42,9 @@ ALWAYS_SHOWN_IP_STATES = frozenset({"in_use", "idle"})  # the alerts compare the
 # Every managed node has at most 7 series by default: terway_node_info, terway_node_ips in_use and idle, and the
 # four below that always have a value. The node's ENI limit and IP capacity come from its instance type
 # (terway_instance_type_* joined through terway_node_info's instance_type label); the *_override families
-# carry a node's own value only where it differs from that. The two condition families exist only while the
-# condition is bad. docs/metrics.md ("What moved") has the queries that give the removed families back.
+# carry a node's own value only where it differs from that. The four condition families exist only while the
+# condition is bad (the last two are what two alerts used to compute over every node: NodeView says why).
+# docs/metrics.md ("What moved") has the queries that give the removed families back.
 PER_NODE: tuple[tuple[Family, Callable[[NodeView], float | bool | None]], ...] = (
     (
         Family("terway_node_enis", "ENIs attached to the node, the primary included.", NODE),
@@ -111,6 +112,24 @@ PER_NODE: tuple[tuple[Family, Callable[[NodeView], float | bool | None]], ...] =
             NODE,
         ),
         lambda v: 1 if v.cni_ready is False else None,
+    ),
+    (
+        Family(
+            "terway_node_eni_limit_reached",
+            "1 while every ENI the node allows is attached (terway_node_enis >= its ENI limit) and it has no idle "
+            "IP; absent otherwise, and on legacy and prefix-mode nodes (idle IPs not known).",
+            NODE,
+        ),
+        lambda v: 1 if v.eni_limit_reached else None,
+    ),
+    (
+        Family(
+            "terway_node_ip_pool_below_minimum",
+            "1 while the node holds fewer idle IPs than its min_pool_size although its IP capacity minus the IPs "
+            "in use leaves room for min_pool_size, and min_pool_size is not above max_pool_size; absent otherwise.",
+            NODE,
+        ),
+        lambda v: 1 if v.ip_pool_below_minimum else None,
     ),
 )
 

@@ -19,7 +19,7 @@ from ..memo import reuse_while_same
 from ..model.state import ClusterState, synced
 from ..terway.eniconf import ConfigError, EniConf, configured_vswitches, effective_confs
 from ..terway.errors import KNOWN_CODES, OTHER
-from ..terway.node import IPAM_CRD, NodeView, cached_node_views, degradation_level
+from ..terway.node import NodeView, cached_node_views, degradation_level
 
 CONFIG_SOURCE = "kube_configmaps"  # the configuration checks are judged once the ConfigMaps were read
 
@@ -48,17 +48,6 @@ class Context:
     @cached_property
     def views(self) -> list[NodeView]:
         return cached_node_views(self.state)
-
-    def idle_ips(self, view: NodeView) -> int | None:
-        """terway:node_idle_ips: only centralised-IPAM nodes (not prefix mode) have an idle count."""
-        if view.ipam_mode != IPAM_CRD or view.ips is None:
-            return None
-        return view.ips.idle
-
-    def in_use_ips(self, view: NodeView) -> int | None:
-        if view.ipam_mode != IPAM_CRD or view.ips is None:
-            return None
-        return view.ips.in_use
 
     @cached_property
     def problems(self) -> list[Problem]:

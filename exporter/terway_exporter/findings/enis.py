@@ -25,19 +25,13 @@ def quota_near_limit(ctx: Context) -> list[Evidence]:
 
 
 def node_eni_limit(ctx: Context) -> list[Evidence]:
-    """terway_node_enis >= the node's ENI limit (terway_node_eni_limit_override, else its instance type's
-    terway_instance_type_eni_limit) and terway:node_idle_ips == 0."""
-    found = []
-    for view in ctx.views:
-        idle = ctx.idle_ips(view)
-        if view.enis is None or view.eni_limit is None or idle is None:
-            continue
-        if view.enis >= view.eni_limit and idle == 0:
-            found.append(Evidence(
-                f"node/{view.name}",
-                f"{view.enis} of {view.eni_limit} ENIs attached ({view.instance_type}), 0 idle IPs",
-                values={"enis": view.enis, "eni_limit": view.eni_limit, "idle": 0}))
-    return found
+    """terway_node_eni_limit_reached: every ENI the node allows attached, no idle IP (NodeView.eni_limit_reached)."""
+    return [
+        Evidence(f"node/{view.name}",
+                 f"{view.enis} of {view.eni_limit} ENIs attached ({view.instance_type}), 0 idle IPs",
+                 values={"enis": view.enis, "eni_limit": view.eni_limit, "idle": 0})
+        for view in ctx.views if view.eni_limit_reached
+    ]
 
 
 def leaked(ctx: Context) -> list[Evidence]:

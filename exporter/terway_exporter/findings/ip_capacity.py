@@ -64,21 +64,16 @@ def zone_without_vswitch(ctx: Context) -> list[Evidence]:
 
 
 def pool_below_minimum(ctx: Context) -> list[Evidence]:
-    """idle < min_pool_size while the node has room for min_pool_size idle IPs, unless min > max."""
-    found = []
-    for view in ctx.views:
-        idle, in_use = ctx.idle_ips(view), ctx.in_use_ips(view)
-        if idle is None or in_use is None or view.pool_min is None or view.ip_capacity is None:
-            continue
-        if view.pool_max is not None and view.pool_min > view.pool_max:
-            continue
-        if idle < view.pool_min and view.ip_capacity - in_use >= view.pool_min:
-            found.append(Evidence(
-                f"node/{view.name}",
-                f"{idle} idle IPs, min_pool_size {view.pool_min}; {in_use} in use of {view.ip_capacity}",
-                values={"idle": idle, "pool_min": view.pool_min, "in_use": in_use,
-                        "ip_capacity": view.ip_capacity}))
-    return found
+    """terway_node_ip_pool_below_minimum: idle < min_pool_size while the node has room for min_pool_size idle
+    IPs, unless min > max (NodeView.ip_pool_below_minimum)."""
+    return [
+        Evidence(f"node/{view.name}",
+                 f"{view.idle_ips} idle IPs, min_pool_size {view.pool_min}; {view.in_use_ips} in use of "
+                 f"{view.ip_capacity}",
+                 values={"idle": view.idle_ips, "pool_min": view.pool_min, "in_use": view.in_use_ips,
+                         "ip_capacity": view.ip_capacity})
+        for view in ctx.views if view.ip_pool_below_minimum
+    ]
 
 
 JUDGES: dict[str, Callable[[Context], list[Evidence]]] = {

@@ -25,9 +25,7 @@ def cannot_get_ip(ctx: Context) -> list[Evidence]:
         reasons = []
         if view is not None and view.sufficient_ip is False:
             reasons.append("SufficientIP=False")
-        idle = ctx.idle_ips(view) if view is not None else None
-        if view is not None and view.enis is not None and view.eni_limit is not None and idle is not None \
-                and view.enis >= view.eni_limit and idle == 0:
+        if view is not None and view.eni_limit_reached:
             reasons.append(f"all {view.eni_limit} ENIs attached and no idle IP")
         if exhaustion:
             reasons.append("Terway reported " + ", ".join(f"{code} x{n}" for code, n in sorted(exhaustion.items())))

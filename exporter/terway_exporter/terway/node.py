@@ -86,6 +86,43 @@ class NodeView:
         ENI, an annotation or nodeCap that differs, legacy eni_cap_* / max_eni, or an unknown instance type."""
         return None if self.ip_capacity == self.type_ip_capacity else self.ip_capacity
 
+    @property
+    def idle_ips(self) -> int | None:
+        """Idle pod IPs (terway_node_ips{state="idle"}): known only in centralised IPAM without prefixes."""
+        return self.ips.idle if self.ipam_mode == IPAM_CRD and self.ips is not None else None
+
+    @property
+    def in_use_ips(self) -> int | None:
+        """Pod IPs in use (terway_node_ips{state="in_use"}): known only where idle_ips is."""
+        return self.ips.in_use if self.ipam_mode == IPAM_CRD and self.ips is not None else None
+
+    # The two conditions below are what TerwayNodeENILimitReached and TerwayIPPoolBelowMinimum used to compute
+    # in PromQL from five per-node families and the instance type's limits: at 5,000 nodes that cost 340 ms of
+    # rule evaluation per cycle on the user's Prometheus (docs/performance.md). The exporter has every input at
+    # hand, so it exposes each condition as a series present only while it holds (terway_node_eni_limit_reached,
+    # terway_node_ip_pool_below_minimum), and `check` judges from the same properties.
+
+    @property
+    def eni_limit_reached(self) -> bool:
+        """Every ENI the node allows is attached (the primary included) and no idle IP is left. Only where the
+        idle count is known: a legacy or prefix-mode node may still have room on its ENIs."""
+        idle = self.idle_ips
+        return self.enis is not None and self.eni_limit is not None and idle is not None \
+            and self.enis >= self.eni_limit and idle == 0
+
+    @property
+    def ip_pool_below_minimum(self) -> bool:
+        """Fewer idle IPs than min_pool_size while the node has room for min_pool_size idle IPs (IP capacity
+        minus IPs in use), unless min_pool_size is above max_pool_size: the controlplane then releases down to
+        max_pool_size every pool sync period by design (adjustPool, pkg/controller/multi-ip/node/pool.go,
+        v1.17.5), which the configuration check pool_min_above_max reports instead."""
+        idle, in_use = self.idle_ips, self.in_use_ips
+        if idle is None or in_use is None or self.pool_min is None or self.ip_capacity is None:
+            return False
+        if self.pool_max is not None and self.pool_min > self.pool_max:
+            return False
+        return idle < self.pool_min and self.ip_capacity - in_use >= self.pool_min
+
 
 def ip_counts(cr: TerwayNodeCR) -> IpCounts:
     """Terway's idle-IP rule over a Node CR; IPs a pod holds are in use wherever they sit."""
