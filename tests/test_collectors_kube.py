@@ -471,3 +471,22 @@ def test_exposition_passes_promtool():
     text = render(state(kube))
     result = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_node_views_are_recomputed_only_for_the_nodes_that_changed():
+    # Under churn each watch event makes a new snapshot; the views of unchanged nodes are the same objects
+    # (so their parts are not re-rendered), a changed Node CR gives a new view, a changed config gives all new.
+    from terway_exporter.terway.node import cached_node_views
+
+    kube = cluster(3)
+    first = {v.name: v for v in cached_node_views(state(kube, cloud=G7))}
+    changed = "cn-hangzhou.10.0.0.1"
+    crs = dict(kube.terway_nodes)
+    crs[changed] = replace(crs[changed], nics=(NodeCRNic("eni-x", "InUse", ipv4_in_use=13, ipv4_free_valid=0),))
+    second = {v.name: v for v in cached_node_views(state(replace(kube, terway_nodes=crs), cloud=G7))}
+    assert [n for n in first if second[n] is not first[n]] == [changed]
+    assert second[changed].ips.idle == 0 and first[changed].ips.idle == 3
+    pools = json.dumps({**ENI_CONF, "min_pool_size": 2})
+    reconfigured = replace(kube, terway_nodes=crs, eni_config={**kube.eni_config, "eni_conf": pools})
+    third = {v.name: v for v in cached_node_views(state(reconfigured, cloud=G7))}
+    assert all(third[n] is not second[n] for n in third) and set(third) == set(first)

@@ -42,7 +42,6 @@ from .terway.node import (
     NodeView,
     cached_node_views,
     ip_capacity,
-    node_views,
     pool_bounds,
 )
 
@@ -159,7 +158,7 @@ def _least(limits: dict[str, float]) -> tuple[float, str]:
 def zone_headrooms(state: ClusterState, views: list[NodeView] | None = None) -> tuple[ZoneHeadroom, ...]:
     kube, cloud = state.kube, state.cloud
     if views is None:
-        views = node_views(kube, cloud, effective_confs(kube)) if state.kube_enabled else []
+        views = cached_node_views(state)
     configured = {v for v, _ in configured_vswitches(kube)}
     vswitches: dict[str, list] = {}
     for vsw in sorted(cloud.vswitches.values(), key=lambda v: v.vswitch_id):

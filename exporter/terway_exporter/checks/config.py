@@ -41,10 +41,10 @@ from ..terway.eniconf import (
 )
 from ..terway.node import (
     NodeView,
+    cached_node_views,
     degradation_level,
     degradation_setting,
     managed_nodes,
-    node_views,
 )
 
 
@@ -381,7 +381,7 @@ def run_checks(state: ClusterState, views: list[NodeView] | None = None) -> list
     ctx = make_context(state)
     problems = [p for check in _SIMPLE_CHECKS for p in check(ctx)]
     if views is None:
-        views = node_views(state.kube, state.cloud, ctx.confs)
+        views = cached_node_views(state)
     problems.extend(pool_min_above_capacity(ctx, views))
     return problems
 

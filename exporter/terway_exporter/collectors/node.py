@@ -6,16 +6,13 @@ the cluster, or is labelled ignore-by-terway, simply has no view, so its series 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from prometheus_client import Metric
 
-from ..model.cloud import CloudSnapshot
-from ..model.kube import KubeNode, KubeSnapshot, TerwayNodeCR
 from ..model.state import ClusterState
-from ..terway.eniconf import ConfigError, EniConf, conf_for_node, effective_confs
-from ..terway.node import IPAM_LEGACY, IPAM_PREFIX, NodeView, is_legacy, managed_nodes, node_view
+from ..terway.node import IPAM_LEGACY, IPAM_PREFIX, NodeView, cached_node_views
 from .base import Collector, Parts
 from .families import Family
 
@@ -138,19 +135,12 @@ FAMILIES = (INFO, IPS, *(family for family, _ in PER_NODE))
 
 
 def node_parts(state: ClusterState) -> Parts:
-    """One part per managed node, in name order; what all of them read is `shared`."""
+    """One part per managed node, in name order. A part's input is the node's view: `cached_node_views`
+    keeps a node's view object while nothing it reads changed, so only changed nodes re-render."""
     if not state.kube_enabled:
         return Parts(shared=(), empty=(), items=())
-    kube, cloud = state.kube, state.cloud
-    confs = effective_confs(kube)
-    crs = kube.terway_nodes or {}
-    items = []
-    for node in sorted(managed_nodes(kube), key=lambda n: n.name):
-        cr = crs.get(node.name)
-        items.append((node.name, (node, cr), partial(_node_metrics, node, cr, confs, kube, cloud)))
-    # A node's view reads its configuration, the IPAM mode, instance-type limits and (legacy) the census.
-    shared = (confs, kube.terway_nodes is None, cloud.instance_types, cloud.census)
-    return Parts(shared=shared, empty=tuple(family.build() for family in FAMILIES), items=items)
+    items = [(view.name, (view,), partial(_node_metrics, view)) for view in cached_node_views(state)]
+    return Parts(shared=(), empty=tuple(family.build() for family in FAMILIES), items=items)
 
 
 def collect_nodes(state: ClusterState) -> Iterable[Metric]:
@@ -162,11 +152,8 @@ def collect_nodes(state: ClusterState) -> Iterable[Metric]:
     return list(parts.empty)
 
 
-def _node_metrics(node: KubeNode, cr: TerwayNodeCR | None, confs: Mapping[str, EniConf | ConfigError],
-                  kube: KubeSnapshot, cloud: CloudSnapshot) -> list[Metric]:
+def _node_metrics(view: NodeView) -> list[Metric]:
     """This node's samples, one metric per family of FAMILIES."""
-    conf = conf_for_node(confs, node)
-    view = node_view(node, cr, conf, cloud, is_legacy(kube, conf))
     labels = {"node": view.name}  # shared by all of this node's single-label samples
     info = [INFO.sample({"node": view.name, "instance_id": view.instance_id, "instance_type": view.instance_type,
                          "zone_id": view.zone_id, "ipam_mode": view.ipam_mode}, 1.0)]

@@ -26,12 +26,15 @@ def quota_near_limit(ctx: Context) -> list[Evidence]:
 
 def node_eni_limit(ctx: Context) -> list[Evidence]:
     """terway_node_eni_limit_reached: every ENI the node allows attached, no idle IP (NodeView.eni_limit_reached)."""
-    return [
-        Evidence(f"node/{view.name}",
-                 f"{view.enis} of {view.eni_limit} ENIs attached ({view.instance_type}), 0 idle IPs",
-                 values={"enis": view.enis, "eni_limit": view.eni_limit, "idle": 0})
-        for view in ctx.views if view.eni_limit_reached
-    ]
+    found = []
+    for view in ctx.views:
+        if not view.eni_limit_reached:
+            continue
+        assert view.enis is not None and view.eni_limit is not None  # eni_limit_reached needs both
+        found.append(Evidence(f"node/{view.name}",
+                              f"{view.enis} of {view.eni_limit} ENIs attached ({view.instance_type}), 0 idle IPs",
+                              values={"enis": view.enis, "eni_limit": view.eni_limit, "idle": 0}))
+    return found
 
 
 def leaked(ctx: Context) -> list[Evidence]:

@@ -66,14 +66,16 @@ def zone_without_vswitch(ctx: Context) -> list[Evidence]:
 def pool_below_minimum(ctx: Context) -> list[Evidence]:
     """terway_node_ip_pool_below_minimum: idle < min_pool_size while the node has room for min_pool_size idle
     IPs, unless min > max (NodeView.ip_pool_below_minimum)."""
-    return [
-        Evidence(f"node/{view.name}",
-                 f"{view.idle_ips} idle IPs, min_pool_size {view.pool_min}; {view.in_use_ips} in use of "
-                 f"{view.ip_capacity}",
-                 values={"idle": view.idle_ips, "pool_min": view.pool_min, "in_use": view.in_use_ips,
-                         "ip_capacity": view.ip_capacity})
-        for view in ctx.views if view.ip_pool_below_minimum
-    ]
+    found = []
+    for view in ctx.views:
+        if not view.ip_pool_below_minimum:
+            continue
+        idle, in_use, pool_min, capacity = view.idle_ips, view.in_use_ips, view.pool_min, view.ip_capacity
+        assert idle is not None and in_use is not None and pool_min is not None and capacity is not None
+        found.append(Evidence(
+            f"node/{view.name}", f"{idle} idle IPs, min_pool_size {pool_min}; {in_use} in use of {capacity}",
+            values={"idle": idle, "pool_min": pool_min, "in_use": in_use, "ip_capacity": capacity}))
+    return found
 
 
 JUDGES: dict[str, Callable[[Context], list[Evidence]]] = {

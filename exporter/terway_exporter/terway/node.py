@@ -20,6 +20,7 @@ v1.17.5). So in-use and idle are unknown there too: the node reports the address
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -344,12 +345,45 @@ def degradation_level(kube: KubeSnapshot) -> str | ConfigError | None:
 
 def cached_node_views(state: ClusterState) -> list[NodeView]:
     """terway_node_* of every managed node (none without a cluster), sorted by name; computed once
-    per snapshot for the collectors, the findings and `capacity`."""
+    per snapshot for the collectors, the checks, the findings and `capacity`, and per node only for the
+    nodes whose inputs changed (`_reuse_views`)."""
     if not state.kube_enabled:
         return []
     kube, cloud = state.kube, state.cloud
 
     def compute() -> list[NodeView]:
-        return sorted(node_views(kube, cloud, effective_confs(kube)), key=lambda v: v.name)
+        return sorted(_reuse_views(kube, cloud, effective_confs(kube)), key=lambda v: v.name)
     # A node's view reads the cluster, the instance types and (legacy IPAM) the ENI census.
     return reuse_while_same("views", (kube, cloud.instance_types, cloud.census), compute)
+
+
+# The last view of each node with what it was computed from. Under churn every watch event makes a new
+# snapshot, and recomputing all 5,000 views (each walking its Node CR's IPs) was half of the exporter's CPU
+# during churn (py-spy, docs/performance.md); a changed node has a new KubeNode or Node CR object (the
+# projections are immutable and kept while unchanged), so comparing inputs by identity finds the few that
+# changed. The config is compared by value: effective_confs builds new EniConf objects for each snapshot.
+_VIEWS_LOCK = threading.Lock()
+_VIEWS: dict[str, tuple[tuple, EniConf | ConfigError | None, NodeView]] = {}
+
+
+def _reuse_views(
+    kube: KubeSnapshot, cloud: CloudSnapshot, confs: Mapping[str, EniConf | ConfigError]
+) -> list[NodeView]:
+    global _VIEWS
+    crs = kube.terway_nodes or {}
+    with _VIEWS_LOCK:
+        previous = _VIEWS
+    fresh: dict[str, tuple[tuple, EniConf | ConfigError | None, NodeView]] = {}
+    for node in managed_nodes(kube):
+        cr, conf = crs.get(node.name), conf_for_node(confs, node)
+        legacy = is_legacy(kube, conf)
+        inputs = (node, cr, legacy, cloud.instance_types, cloud.census if legacy else None)
+        hit = previous.get(node.name)
+        if hit is not None and all(a is b for a, b in zip(hit[0], inputs, strict=True)) and hit[1] == conf:
+            view = hit[2]
+        else:
+            view = node_view(node, cr, conf, cloud, legacy)
+        fresh[node.name] = (inputs, conf, view)
+    with _VIEWS_LOCK:
+        _VIEWS = fresh  # nodes gone from the cluster drop out here
+    return [entry[2] for entry in fresh.values()]
