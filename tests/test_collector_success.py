@@ -92,4 +92,23 @@ def test_the_metric_lists_select_it_like_any_family():
     assert b"terway_exporter_collector_success" not in text and b"test_sturdy" in text
     allow = FamilySelection(allow=parse_patterns("terway_exporter_collector_.*"))
     text = Renderer([fails_in("cn-broken"), good()], selection=allow).render(in_region("cn-broken"), 1).text
-    assert re.findall(rb"^# TYPE (\S+)", text, re.M) == [b"terway_exporter_collector_success"]
+    assert re.findall(rb"^# TYPE (\S+)", text, re.M) == [b"terway_exporter_collector_duration_seconds",
+                                                         b"terway_exporter_collector_success"]
+
+
+def test_each_collector_reports_its_last_run_time_and_a_reused_output_keeps_it():
+    renderer = Renderer([fails_in("cn-broken"), good()])
+
+    def durations(text: bytes) -> dict[str, float]:
+        family = next(f for f in text_string_to_metric_families(text.decode())
+                      if f.name == "terway_exporter_collector_duration_seconds")
+        return {s.labels["collector"]: s.value for s in family.samples}
+
+    state = in_region("cn-hangzhou")
+    first = durations(renderer.render(state, 1).text)
+    assert set(first) == {"fragile", "sturdy"} and all(v >= 0 for v in first.values())
+    assert first == renderer.durations
+    # The very same state: both outputs are reused, nothing ran, the figures stay those of the last runs.
+    assert durations(renderer.render(state, 2).text) == first
+    # A failed run is a run too (node_exporter reports the duration of failed collectors as well).
+    assert set(durations(renderer.render(in_region("cn-broken"), 3).text)) == {"fragile", "sturdy"}

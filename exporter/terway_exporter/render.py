@@ -30,7 +30,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from .collectors.base import Collector
-from .collectors.exporter import collector_success
+from .collectors.exporter import collector_duration, collector_success
 from .model.state import ClusterState
 from .selection import FamilySelection
 
@@ -147,6 +147,8 @@ class Renderer:
         self.failures: dict[str, int] = {}
         # Whether each collector's output is that of a successful run on the state just rendered.
         self.succeeded: dict[str, bool] = {}
+        # Wall time of each collector's last run (cache hits are not runs).
+        self.durations: dict[str, float] = {}
         # Set by the first OpenMetrics request: from then on each render formats both variants.
         self.openmetrics_wanted = False
         self._wake = wake  # asks for a render soon (the runtime's render loop)
@@ -166,11 +168,12 @@ class Renderer:
         return Exposition.of(version, b"".join(p.text for p in parts), openmetrics, self.want_openmetrics)
 
     def _render_success(self) -> _Rendered:
-        family = collector_success((c.name, self.succeeded[c.name]) for c in self.collectors)
-        if not self.selection.keeps(family):
-            return _Rendered(key=(), text=b"", openmetrics=b"")
-        openmetrics = _openmetrics([family]) if self.openmetrics_wanted else None
-        return _Rendered(key=(), text=generate_latest(_Families([family])), openmetrics=openmetrics)
+        """The renderer's own families, last: each collector's last run time, then whether it succeeded."""
+        families = [collector_duration((c.name, self.durations.get(c.name, 0.0)) for c in self.collectors),
+                    collector_success((c.name, self.succeeded[c.name]) for c in self.collectors)]
+        kept = [family for family in families if self.selection.keeps(family)]
+        openmetrics = _openmetrics(kept) if self.openmetrics_wanted else None
+        return _Rendered(key=(), text=generate_latest(_Families(kept)), openmetrics=openmetrics)
 
     def _render_one(self, collector: Collector, state: ClusterState, tick: int) -> _Rendered:
         key = _state_key(state, collector.reads, tick)
@@ -180,6 +183,7 @@ class Renderer:
             # Only successful runs are cached: this is the output a run on these very inputs gives.
             self.succeeded[collector.name] = True
             return cached
+        started = time.perf_counter()
         try:
             if collector.parts is not None:
                 text, openmetrics = self._render_parts(collector, state, want_om)
@@ -190,10 +194,12 @@ class Renderer:
                 text = generate_latest(_Families(families))
                 openmetrics = _openmetrics(families) if want_om else None
         except Exception:  # a collector bug must not take the others down
+            self.durations[collector.name] = time.perf_counter() - started
             self.failures[collector.name] = self.failures.get(collector.name, 0) + 1
             self.succeeded[collector.name] = False
             log.exception("collector %s failed; serving its previous output", collector.name)
             return cached or _Rendered(key=key, text=b"", openmetrics=b"")
+        self.durations[collector.name] = time.perf_counter() - started
         rendered = _Rendered(key=key, text=text, openmetrics=openmetrics)
         self._cache[collector.name] = rendered
         self.succeeded[collector.name] = True

@@ -44,6 +44,11 @@ WEB_CERT_NOT_AFTER = Family(telemetry.WEB_CERT_NOT_AFTER, telemetry.WEB_CERT_NOT
 COLLECTOR_SUCCESS = Family("terway_exporter_collector_success",
                            "1 when the collector's last run succeeded, 0 when it raised (its families then keep "
                            "their last good output, or are absent).", ("collector",))
+# node_exporter's node_scrape_collector_duration_seconds{collector}: where the render's time goes. Here a
+# collector runs when a state part it reads changed, not per scrape: the value is its last run's.
+COLLECTOR_DURATION = Family("terway_exporter_collector_duration_seconds",
+                            "Wall time of the collector's last run (it runs when the state it reads changed; "
+                            "an unchanged collector's output is reused).", ("collector",))
 REJECT_REASONS = ("too_many_concurrent", "write_timeout")
 
 
@@ -90,6 +95,11 @@ def web_config(state: ClusterState) -> Iterable[Metric]:
 def collector_success(outcomes: Iterable[tuple[str, bool]]) -> Metric:
     """The renderer's own family: whether each collector's last run succeeded, in exposition order."""
     return COLLECTOR_SUCCESS.build_rows(((name,), 1 if ok else 0) for name, ok in outcomes)
+
+
+def collector_duration(durations: Iterable[tuple[str, float]]) -> Metric:
+    """The renderer's own family: each collector's last run time, in exposition order."""
+    return COLLECTOR_DURATION.build_rows(((name,), seconds) for name, seconds in durations)
 
 
 COLLECTORS = (
