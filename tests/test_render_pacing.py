@@ -1,6 +1,6 @@
 """Render pacing follows the CPU a render took in its thread, not its wall time.
 
-The pause after a render is 10x what the render took (capped at 10 s), to keep rendering near 10% of
+The pause after a render is 30x what the render took (capped at 10 s), to keep rendering near 3% of
 a core. Counted in wall time, a render that spent most of its time waiting for a CPU (a pod at its CPU
 limit, a busy node; the chaos soak saw 2.1 s of wall time for 0.14 s of CPU at a load of 20 on 2 cores)
 paused the loop at the cap: source_up and every metric served up to 10 s late.
