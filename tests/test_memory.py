@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
-from terway_exporter.memory import release_freed_memory
+from terway_exporter.memory import limit_malloc_arenas, release_freed_memory
 
 
 def rss_mb() -> float:
@@ -24,3 +27,43 @@ def test_freed_pages_held_by_glibc_go_back_to_the_os():
     assert before - freed < 20, "free() alone should keep the pages: nothing to test otherwise"
     assert freed - after > 50
     assert len(pin) == 4000
+
+
+ARENAS_PROGRAM = """
+import ctypes, sys, threading
+from terway_exporter.memory import limit_malloc_arenas
+
+if sys.argv[1] == "limited":
+    assert limit_malloc_arenas(env={}) is True
+barrier = threading.Barrier(6)
+
+def allocate():
+    barrier.wait()  # all six threads allocate at once, so each would want an arena of its own
+    blocks = [bytearray(1000 + i % 7) for i in range(20_000)]  # above pymalloc's 512 bytes: malloc's
+    barrier.wait()
+    del blocks
+
+threads = [threading.Thread(target=allocate) for _ in range(6)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+ctypes.CDLL(None).malloc_stats()  # glibc prints one "Arena N:" block per arena on stderr
+"""
+
+
+def arenas(mode: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    run = subprocess.run([sys.executable, "-c", ARENAS_PROGRAM, mode], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    return len(re.findall(r"^Arena \d+:", run.stderr, re.M))
+
+
+def test_two_malloc_arenas_however_many_threads_allocate():
+    assert arenas("default") > 2  # glibc's default: an arena per thread that contends (up to 8 per core)
+    assert arenas("limited") <= 2
+
+
+def test_an_arena_limit_from_the_environment_is_left_to_glibc():
+    assert limit_malloc_arenas(env={"MALLOC_ARENA_MAX": "4"}) is False

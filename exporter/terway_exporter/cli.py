@@ -154,8 +154,10 @@ def _serve(args: argparse.Namespace, options: Options) -> int:
 
 def _run_server(command: str, main: Coroutine[Any, Any, None]) -> int:
     """Run `serve` or `demo`; a task that died ends the process with exit 1 (it was logged)."""
+    from .memory import limit_malloc_arenas
     from .runtime import TaskDied
 
+    limit_malloc_arenas()  # before the event loop starts any thread
     try:
         asyncio.run(main)
     except TaskDied as err:
