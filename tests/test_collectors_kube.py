@@ -485,6 +485,10 @@ def test_node_views_are_recomputed_only_for_the_nodes_that_changed():
     crs[changed] = replace(crs[changed], nics=(NodeCRNic("eni-x", "InUse", ipv4_in_use=13, ipv4_free_valid=0),))
     second = {v.name: v for v in cached_node_views(state(replace(kube, terway_nodes=crs), cloud=G7))}
     assert [n for n in first if second[n] is not first[n]] == [changed]
+    # Each cloud poll publishes new, equal instance-type limits: the views stay.
+    repolled = replace(G7, instance_types=dict(G7.instance_types))
+    again = {v.name: v for v in cached_node_views(state(replace(kube, terway_nodes=crs), cloud=repolled))}
+    assert all(again[n] is second[n] for n in second)
     assert second[changed].ips.idle == 0 and first[changed].ips.idle == 3
     pools = json.dumps({**ENI_CONF, "min_pool_size": 2})
     reconfigured = replace(kube, terway_nodes=crs, eni_config={**kube.eni_config, "eni_conf": pools})

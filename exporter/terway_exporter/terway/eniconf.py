@@ -17,6 +17,7 @@ never stored, logged or put in an error message.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from ..memo import reuse_while_same
 from ..model.kube import KubeNode, KubeSnapshot
 
 ENI_CONF_KEY = "eni_conf"
@@ -364,6 +366,7 @@ def _viper_string(value: Any) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=8)  # a YAML parse; the collectors and the findings ask for it several times per render
 def read_degradation(text: str) -> Degradation | ConfigError:
     """The controlplane's `degradation` key, judged the way Terway v1.17.5 judges it.
 
@@ -412,13 +415,18 @@ def service_cidr_contains(cidrs: tuple[str, ...], ip: str) -> bool | None:
     return False
 
 
-def configured_vswitches(kube: KubeSnapshot) -> set[tuple[str, str]]:
+def configured_vswitches(kube: KubeSnapshot) -> frozenset[tuple[str, str]]:
     """(vswitch_id, source) for every vSwitch some configuration names.
 
     A dynamic config counts with the vSwitches its own `eni_conf` patch names (not the
     ones it inherits from eni-config); an unparsable config names none (the config
-    checks report it).
+    checks report it). Computed once per snapshot: it walks every Node CR, and a render asked for it
+    three times (collector, capacity, findings), 19 ms each at 5,000 nodes.
     """
+    return reuse_while_same("configured_vswitches", (kube,), lambda: frozenset(_configured_vswitches(kube)))
+
+
+def _configured_vswitches(kube: KubeSnapshot) -> set[tuple[str, str]]:
     pairs = {(v, "eni_config") for v in _named_vswitches(kube.eni_config)}
     for data in kube.dynamic_configs.values():
         pairs |= {(v, "node_config") for v in _named_vswitches(data)}
