@@ -17,11 +17,16 @@ _LOCK = threading.Lock()
 _LAST: dict[str, tuple[tuple[Any, ...], Any]] = {}
 
 
+def same_objects(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    """Whether two tuples hold the very same objects, position by position (the caches' change test)."""
+    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))
+
+
 def reuse_while_same(key: str, inputs: tuple[Any, ...], compute: Callable[[], T]) -> T:
     """`compute()`, unless the last call for `key` had the very same `inputs` (compared by identity)."""
     with _LOCK:
         hit = _LAST.get(key)
-    if hit is not None and len(hit[0]) == len(inputs) and all(a is b for a, b in zip(hit[0], inputs, strict=True)):
+    if hit is not None and same_objects(hit[0], inputs):
         return hit[1]
     value = compute()
     with _LOCK:

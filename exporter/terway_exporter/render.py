@@ -31,6 +31,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 
 from .collectors.base import Collector
 from .collectors.exporter import collector_duration, collector_success
+from .memo import same_objects
 from .model.state import ClusterState
 from .selection import FamilySelection
 
@@ -221,7 +222,7 @@ class Renderer:
         fresh: dict[str, _Part] = {}
         for key, inputs, build in parts.items:
             part = cache.parts.get(key)
-            if part is None or not _same_objects(part.inputs, inputs) or (want_om and part.om_chunks is None):
+            if part is None or not same_objects(part.inputs, inputs) or (want_om and part.om_chunks is None):
                 metrics = build() if selection.everything else selection.keeps_all(build())
                 part = _render_part(inputs, metrics, headers, om_headers)
             fresh[key] = part
@@ -231,10 +232,6 @@ class Renderer:
             return text, None
         # Every part has its OpenMetrics chunks when want_om (re-rendered above when missing).
         return text, _join_parts(om_headers, [p.om_chunks for p in fresh.values() if p.om_chunks is not None])
-
-
-def _same_objects(old: tuple, new: tuple) -> bool:
-    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))
 
 
 def _join_parts(headers: Sequence[bytes], chunks: Sequence[Sequence[bytes]]) -> bytes:

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..memo import reuse_while_same
+from ..memo import reuse_while_same, same_objects
 from ..model.cloud import CloudSnapshot, InstanceTypeLimits
 from ..model.kube import KubeNode, KubeSnapshot, TerwayNodeCR
 from ..model.state import ClusterState
@@ -384,7 +384,7 @@ def _reuse_views(
         legacy = is_legacy(kube, conf)
         inputs = (node, cr, legacy, types, cloud.census if legacy else None)
         hit = previous.get(node.name)
-        if hit is not None and all(a is b for a, b in zip(hit[0], inputs, strict=True)) and hit[1] == conf:
+        if hit is not None and same_objects(hit[0], inputs) and hit[1] == conf:
             view = hit[2]
         else:
             view = node_view(node, cr, conf, cloud, legacy)
