@@ -67,7 +67,7 @@ def cluster(n_nodes: int = 2) -> KubeSnapshot:
     for i in range(n_nodes):
         name = f"cn-hangzhou.10.0.{i // 250}.{i % 250}"
         nodes[name] = KubeNode(name, instance_id=f"i-{i}", instance_type="ecs.g7.xlarge", zone_id="z1",
-                               ready=True, sufficient_ip=True)
+                               ready=True, sufficient_ip=True, created=1_690_000_000.0 + i)
         crs[name] = TerwayNodeCR(name, instance_id=f"i-{i}", instance_type="ecs.g7.xlarge", zone_id="z1",
                                  adapters=4, ipv4_per_adapter=15, min_pool_size=0, max_pool_size=5,
                                  nics=(NodeCRNic("eni-x", "InUse", ipv4_in_use=10, ipv4_free_valid=3),),
@@ -140,6 +140,14 @@ and it has no idle IP; absent otherwise, and on legacy and prefix-mode nodes (id
 capacity minus the IPs in use leaves room for min_pool_size, and min_pool_size is not above max_pool_size; absent \
 otherwise.
 # TYPE terway_node_ip_pool_below_minimum gauge
+# HELP terway_zone_nodes Nodes Terway manages in the zone (count of terway_node_info by zone_id).
+# TYPE terway_zone_nodes gauge
+terway_zone_nodes{zone_id="z1"} 1.0
+# HELP terway_nodes_newest_creation_timestamp_seconds metadata.creationTimestamp of the newest node Terway manages: a \
+node created in the last minutes is still booting (terway-init writes the CNI config), and its pods' NetworkNotReady \
+sandbox failures are expected.
+# TYPE terway_nodes_newest_creation_timestamp_seconds gauge
+terway_nodes_newest_creation_timestamp_seconds 1.69e+09
 """
 
 
@@ -176,6 +184,23 @@ def test_node_cni_not_ready_and_insufficient_ip():
         text = render(state(healthy), [node])
         assert by_node(text, "terway_node_cni_not_ready") == {}
         assert by_node(text, "terway_node_insufficient_ip") == {}
+
+
+def test_node_summary_counts_managed_nodes_per_zone_and_gives_the_newest_creation_time():
+    kube = cluster(4)  # created 1_690_000_000 + 0..3, all in z1
+    names = sorted(kube.nodes)
+    nodes = dict(kube.nodes)
+    nodes[names[0]] = replace(nodes[names[0]], zone_id="z2")
+    nodes[names[3]] = replace(nodes[names[3]], ignored=True)  # the newest, but Terway does not manage it
+    nodes["no-time"] = KubeNode("no-time", zone_id="z2")  # a projection without creationTimestamp
+    text = render(state(replace(kube, nodes=nodes)), [node])
+    assert samples(text, "terway_zone_nodes") == {(("zone_id", "z1"),): 2.0, (("zone_id", "z2"),): 2.0}
+    assert samples(text, "terway_nodes_newest_creation_timestamp_seconds") == {(): 1_690_000_002.0}
+    # No node with a creation time: no sample rather than a made-up one.
+    text = render(state(replace(kube, nodes={"no-time": KubeNode("no-time", zone_id="z2")}, terway_nodes={})),
+                  [node])
+    assert samples(text, "terway_nodes_newest_creation_timestamp_seconds") == {}
+    assert samples(text, "terway_zone_nodes") == {(("zone_id", "z2"),): 1.0}
 
 
 def test_unavailable_ips_only_while_above_zero():

@@ -41,7 +41,7 @@ T0_UNIX = 1767323045.0
 def test_core_node_projection_reads_labels_conditions_and_annotation():
     node = project_node({
         "metadata": {
-            "name": "n1",
+            "name": "n1", "creationTimestamp": T0,
             "labels": {"beta.kubernetes.io/instance-type": "ecs.g7.xlarge",
                        "failure-domain.beta.kubernetes.io/zone": "cn-hangzhou-h",
                        "topology.kubernetes.io/region": "cn-hangzhou", "terway-config": "dyn-a",
@@ -60,6 +60,8 @@ def test_core_node_projection_reads_labels_conditions_and_annotation():
     assert node.terway_config == "dyn-a" and node.exclusive_eni and not node.ignored
     assert node.ready is False and "cni plugin not initialized" in node.ready_message
     assert node.sufficient_ip is False and node.max_available_ip == 45
+    assert node.created == T0_UNIX
+    assert project_node({"metadata": {"name": "n"}}).created is None
 
 
 @pytest.mark.parametrize("labels, ignored", [

@@ -6,6 +6,7 @@ the cluster, or is labelled ignore-by-terway, simply has no view, so its series 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import partial
 
@@ -133,6 +134,20 @@ PER_NODE: tuple[tuple[Family, Callable[[NodeView], float | bool | None]], ...] =
 
 FAMILIES = (INFO, IPS, *(family for family, _ in PER_NODE))
 
+# Cluster-level summaries of the same views, for the rules that used to count or diff terway_node_info: one
+# series per zone and one per cluster instead of a read of every node at each evaluation (the slowest rule group
+# at 5,000 and 10,000 nodes, docs/performance.md), and still there under --no-node-metrics.
+ZONE_NODES = Family(
+    "terway_zone_nodes",
+    "Nodes Terway manages in the zone (count of terway_node_info by zone_id).",
+    ("zone_id",),
+)
+NEWEST_NODE = Family(
+    "terway_nodes_newest_creation_timestamp_seconds",
+    "metadata.creationTimestamp of the newest node Terway manages: a node created in the last minutes is still "
+    "booting (terway-init writes the CNI config), and its pods' NetworkNotReady sandbox failures are expected.",
+)
+
 
 def node_parts(state: ClusterState) -> Parts:
     """One part per managed node, in name order. A part's input is the node's view: `cached_node_views`
@@ -184,4 +199,19 @@ def _metric(family: Family, samples: list) -> Metric:
     return metric
 
 
-COLLECTORS = (Collector("terway_nodes", collect_nodes, frozenset({"kube", "cloud"}), parts=node_parts),)
+def collect_node_summary(state: ClusterState) -> Iterable[Metric]:
+    if not state.kube_enabled:  # without a cluster there is nothing Kubernetes-side, not even empty families
+        return []
+    views = cached_node_views(state)
+    zones = Counter(view.zone_id for view in views)
+    created = [view.created for view in views if view.created is not None]
+    return [
+        ZONE_NODES.build_rows(((zone,), float(count)) for zone, count in sorted(zones.items())),
+        NEWEST_NODE.build([({}, max(created))] if created else []),
+    ]
+
+
+COLLECTORS = (
+    Collector("terway_nodes", collect_nodes, frozenset({"kube", "cloud"}), parts=node_parts),
+    Collector("terway_node_summary", collect_node_summary, frozenset({"kube", "cloud"})),
+)

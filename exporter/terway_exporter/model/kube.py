@@ -26,6 +26,7 @@ class KubeNode:
     ready_message: str = ""  # condition Ready message ("cni plugin not initialized", ...)
     sufficient_ip: bool | None = None  # condition SufficientIP
     max_available_ip: int | None = None  # annotation k8s.aliyun.com/max-available-ip
+    created: float | None = None  # metadata.creationTimestamp, unix seconds: when the node joined
 
 
 @dataclass(frozen=True, slots=True)

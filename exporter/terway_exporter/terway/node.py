@@ -70,6 +70,7 @@ class NodeView:
     sufficient_ip: bool | None = None  # core Node condition SufficientIP
     cni_ready: bool | None = None
     last_sync_openapi: float | None = None  # Node CR status.lastSyncOpenAPITime
+    created: float | None = None  # core Node metadata.creationTimestamp
     # What the node's instance type alone says (`type_eni_limit`, `type_ip_capacity`): the values the rules and
     # dashboards compute from terway_instance_type_* through terway_node_info's instance_type. None: type unknown.
     type_eni_limit: int | None = None
@@ -292,6 +293,7 @@ def node_view(
         sufficient_ip=node.sufficient_ip,
         cni_ready=cni_ready(node),
         last_sync_openapi=cr.last_sync_openapi if cr is not None else None,
+        created=node.created,
         type_eni_limit=type_eni_limit(limits),
         type_ip_capacity=type_ip_capacity(limits),
     )

@@ -41,6 +41,7 @@ def project_node(raw: dict[str, Any]) -> KubeNode:
         ready_message=text(ready, "message") if ready is not None else "",
         sufficient_ip=_condition(sufficient),
         max_available_ip=_annotation_int(annotations, ANNOTATION_MAX_IP),
+        created=timestamp(metadata, "creationTimestamp"),
     )
 
 
