@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import subprocess
 import time
 import urllib.error
@@ -259,23 +260,30 @@ class Prometheus:
         result = json.loads(body)["data"]["result"]
         return float(result[0]["value"][1]) if result else None
 
-    def slowest_rule_group(self) -> float | None:
-        """The longest last evaluation of a rule group, seconds (GET /api/v1/rules evaluationTime)."""
+    def rule_times(self) -> dict[str, float]:
+        """One reading of GET /api/v1/rules: 'group' and 'group / rule' -> its last evaluation, seconds."""
         status, body = http(f"http://127.0.0.1:{self.port}/api/v1/rules")
         if status != 200:
-            return None
-        groups = json.loads(body)["data"]["groups"]
-        return max((float(g.get("evaluationTime") or 0) for g in groups), default=None)
+            raise RuntimeError(f"GET /api/v1/rules: HTTP {status}")
+        reading: dict[str, float] = {}
+        for group in json.loads(body)["data"]["groups"]:
+            reading[group["name"]] = float(group.get("evaluationTime") or 0)
+            for rule in group["rules"]:
+                reading[f"{group['name']} / {rule['name']}"] = float(rule.get("evaluationTime") or 0)
+        return reading
 
-    def slowest_rules(self, count: int = 5) -> list[tuple[str, str, float]]:
-        """The `count` rules with the longest last evaluation: (group, rule name, seconds), slowest first,
-        from the same API: where a slow group spends its time."""
-        status, body = http(f"http://127.0.0.1:{self.port}/api/v1/rules")
-        if status != 200:
-            return []
-        rules = [(g["name"], r["name"], float(r.get("evaluationTime") or 0))
-                 for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
-        return sorted(rules, key=lambda rule: rule[2], reverse=True)[:count]
+    def median_rule_times(self, seconds: float, interval: float = 10.0) -> dict[str, float]:
+        """The median of one `rule_times` reading per evaluation over `seconds`: a single evaluation's time
+        varies by half between two evaluations of the same rules on the same data."""
+        readings = []
+        deadline = time.monotonic() + seconds
+        while True:
+            readings.append(self.rule_times())
+            if time.monotonic() + interval > deadline:
+                break
+            time.sleep(interval)  # the evaluation interval: one reading per evaluation (a benchmark's pacing)
+        keys = {key for reading in readings for key in reading}
+        return {key: statistics.median(reading.get(key, 0.0) for reading in readings) for key in keys}
 
     def wait_for_scrapes(self, count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -45,19 +43,6 @@ def renamed(text: str, version: str) -> str:
     for group in doc["groups"]:
         group["name"] = f"{group['name']} ({version})"
     return yaml.safe_dump(doc, sort_keys=False)
-
-
-def sample(prometheus: Prometheus) -> dict[str, float]:
-    """One reading: 'group' and 'group / rule' -> last evaluation time, seconds."""
-    status, body = http(f"http://127.0.0.1:{prometheus.port}/api/v1/rules")
-    if status != 200:
-        raise RuntimeError(f"GET /api/v1/rules: HTTP {status}")
-    reading: dict[str, float] = {}
-    for group in json.loads(body)["data"]["groups"]:
-        reading[group["name"]] = float(group.get("evaluationTime") or 0)
-        for rule in group["rules"]:
-            reading[f"{group['name']} / {rule['name']}"] = float(rule.get("evaluationTime") or 0)
-    return reading
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,17 +72,13 @@ def main(argv: list[str] | None = None) -> int:
                 print("  " + line, file=sys.stderr)
         prometheus = Prometheus.start(root / "prometheus", f"127.0.0.1:{port}", [old, new], free_port())
         prometheus.wait_for_scrapes(3, timeout=300)
-        readings = []
-        for _ in range(args.samples):
-            readings.append(sample(prometheus))
-            time.sleep(10.0)  # the evaluation interval: one reading per evaluation (a benchmark's pacing)
+        medians = prometheus.median_rule_times(10.0 * (args.samples - 1) + 1.0)
     finally:
         for process in (prometheus.process if prometheus else None, exporter, sim):
             if process is not None:
                 process.stop()
 
-    keys = sorted({k for reading in readings for k in reading})
-    medians = {k: statistics.median(r.get(k, 0.0) for r in readings) for k in keys}
+    keys = sorted(medians)
     print(f"rule evaluation at {args.nodes} nodes, median of {args.samples} evaluations (ms); "
           f"old = rules at {args.baseline}, new = the working tree's")
     print(f"{'group or rule':70s} {'old':>8s} {'new':>8s} {'new/old':>8s}")

@@ -85,7 +85,7 @@ class Figures:
     prom_wire_bytes: int | None = None  # one answer to Prometheus's headers, as sent
     prom_content_type: str = ""
     prom_scrape_p99_s: float | None = None  # quantile_over_time(0.99, scrape_duration_seconds)
-    prom_rule_group_max_s: float | None = None  # slowest rule group's last evaluation
+    prom_rule_group_max_s: float | None = None  # slowest rule group: the median of its evaluations' times
     prom_slowest_rules: list[tuple[str, str, float]] = field(default_factory=list)  # (group, rule, s)
     rss_after_prometheus_mb: float | None = None
     error: str = ""
@@ -202,13 +202,19 @@ def _measure_prometheus(figures: Figures, base: str, proc: Process, workdir: Pat
     prometheus = Prometheus.start(workdir, base.removeprefix("http://"), [RULES], free_port())
     try:
         scrapes = max(3, int(options.prometheus_seconds // 10))
+        prometheus.wait_for_scrapes(3, timeout=options.prometheus_seconds + 120)
+        # Prometheus does not scrape itself here: its rules API gives each group's and rule's last evaluation
+        # time, read once per evaluation while it scrapes, and the median of those readings is reported.
+        times = prometheus.median_rule_times(options.prometheus_seconds - 30)
         prometheus.wait_for_scrapes(scrapes, timeout=options.prometheus_seconds + 120)
         job = '{job="terway-exporter"}'
         figures.prom_samples = prometheus.query(f"scrape_samples_scraped{job}")
         figures.prom_scrape_p99_s = prometheus.query(f"quantile_over_time(0.99, scrape_duration_seconds{job}[1h])")
-        # Prometheus does not scrape itself here: its rules API gives each group's last evaluation time.
-        figures.prom_rule_group_max_s = prometheus.slowest_rule_group()
-        figures.prom_slowest_rules = prometheus.slowest_rules()
+        groups = [seconds for name, seconds in times.items() if " / " not in name]
+        figures.prom_rule_group_max_s = max(groups, default=None)
+        rules = sorted(((*name.split(" / ", 1), seconds) for name, seconds in times.items() if " / " in name),
+                       key=lambda rule: rule[2], reverse=True)
+        figures.prom_slowest_rules = [(group, rule, seconds) for group, rule, seconds in rules[:5]]
         for group, rule, seconds in figures.prom_slowest_rules:
             print(f"  rule {rule} ({group}): {seconds * 1000:.1f} ms", file=sys.stderr, flush=True)
         figures.prom_wire_bytes, figures.prom_content_type = wire_bytes(base + "/metrics")
@@ -267,7 +273,7 @@ def rows(results: dict[int, dict[str, Figures]]) -> list[Row]:
             lambda f: None if f.prom_wire_bytes is None else f.prom_wire_bytes / 1024),
         Row("Prometheus: scrape_duration_seconds p99 (ms)",
             lambda f: None if f.prom_scrape_p99_s is None else f.prom_scrape_p99_s * 1000),
-        Row("Prometheus: slowest rule group (ms)",
+        Row("Prometheus: slowest rule group, median (ms)",
             lambda f: None if f.prom_rule_group_max_s is None else f.prom_rule_group_max_s * 1000),
         Row("RSS after first sync (MB)", lambda f: f.rss_synced_mb, "{:.0f}"),
         Row("RSS serving Prometheus (MB)", lambda f: f.rss_after_prometheus_mb, "{:.0f}"),

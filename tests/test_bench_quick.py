@@ -32,7 +32,7 @@ ROWS = (
     "Prometheus: samples per scrape",
     "Prometheus: bytes per scrape on the wire (KB)",
     "Prometheus: scrape_duration_seconds p99 (ms)",
-    "Prometheus: slowest rule group (ms)",
+    "Prometheus: slowest rule group, median (ms)",
     "RSS after first sync (MB)",
     "RSS serving Prometheus (MB)",
     "peak RSS (MB)",

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 from prometheus_client import Metric
 from prometheus_client.exposition import generate_latest
@@ -54,9 +55,13 @@ class _Families:
 
 @dataclass
 class _Rendered:
+    """A collector's output as the pieces of its text, in order. Pieces, not one joined body: the
+    per-node collector's pieces are its parts' cached chunks, so the exposition is joined once, from
+    them, and no second copy of 5,000 nodes' text is kept per variant (docs/performance.md)."""
+
     key: tuple
-    text: bytes
-    openmetrics: bytes | None = None  # without "# EOF"; None until OpenMetrics is wanted
+    text: Sequence[bytes]
+    openmetrics: Sequence[bytes] | None = None  # without "# EOF"; None until OpenMetrics is wanted
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,16 +170,17 @@ class Renderer:
         parts = (*(self._render_one(c, state, tick) for c in self.collectors), self._render_success())
         openmetrics = None
         if self.openmetrics_wanted:
-            openmetrics = b"".join(p.openmetrics or b"" for p in parts) + _OPENMETRICS_EOF
-        return Exposition.of(version, b"".join(p.text for p in parts), openmetrics, self.want_openmetrics)
+            openmetrics = b"".join(chain.from_iterable(p.openmetrics or () for p in parts)) + _OPENMETRICS_EOF
+        text = b"".join(chain.from_iterable(p.text for p in parts))
+        return Exposition.of(version, text, openmetrics, self.want_openmetrics)
 
     def _render_success(self) -> _Rendered:
         """The renderer's own families, last: each collector's last run time, then whether it succeeded."""
         families = [collector_duration((c.name, self.durations.get(c.name, 0.0)) for c in self.collectors),
                     collector_success((c.name, self.succeeded[c.name]) for c in self.collectors)]
         kept = [family for family in families if self.selection.keeps(family)]
-        openmetrics = _openmetrics(kept) if self.openmetrics_wanted else None
-        return _Rendered(key=(), text=generate_latest(_Families(kept)), openmetrics=openmetrics)
+        openmetrics = (_openmetrics(kept),) if self.openmetrics_wanted else None
+        return _Rendered(key=(), text=(generate_latest(_Families(kept)),), openmetrics=openmetrics)
 
     def _render_one(self, collector: Collector, state: ClusterState, tick: int) -> _Rendered:
         key = _state_key(state, collector.reads, tick)
@@ -192,28 +198,30 @@ class Renderer:
                 families = tuple(collector.collect(state))
                 if not self.selection.everything:
                     families = tuple(self.selection.keeps_all(families))
-                text = generate_latest(_Families(families))
-                openmetrics = _openmetrics(families) if want_om else None
+                text = (generate_latest(_Families(families)),)
+                openmetrics = (_openmetrics(families),) if want_om else None
         except Exception:  # a collector bug must not take the others down
             self.durations[collector.name] = time.perf_counter() - started
             self.failures[collector.name] = self.failures.get(collector.name, 0) + 1
             self.succeeded[collector.name] = False
             log.exception("collector %s failed; serving its previous output", collector.name)
-            return cached or _Rendered(key=key, text=b"", openmetrics=b"")
+            return cached or _Rendered(key=key, text=(), openmetrics=())
         self.durations[collector.name] = time.perf_counter() - started
         rendered = _Rendered(key=key, text=text, openmetrics=openmetrics)
         self._cache[collector.name] = rendered
         self.succeeded[collector.name] = True
         return rendered
 
-    def _render_parts(self, collector: Collector, state: ClusterState, want_om: bool) -> tuple[bytes, bytes | None]:
+    def _render_parts(
+        self, collector: Collector, state: ClusterState, want_om: bool
+    ) -> tuple[list[bytes], list[bytes] | None]:
         """Render only the parts whose inputs changed; reuse the others' text as it is."""
         assert collector.parts is not None, "only called for collectors with parts"
         parts = collector.parts(state)
         selection = self.selection
         empties = parts.empty if selection.everything else selection.keeps_all(parts.empty)
         if not empties:
-            return b"", (b"" if want_om else None)  # every family of this collector is switched off
+            return [], ([] if want_om else None)  # every family of this collector is switched off
         cache = self._parts.setdefault(collector.name, _PartsCache())
         if cache.shared is None or cache.shared != parts.shared:
             cache.parts = {}
@@ -234,9 +242,14 @@ class Renderer:
         return text, _join_parts(om_headers, [p.om_chunks for p in fresh.values() if p.om_chunks is not None])
 
 
-def _join_parts(headers: Sequence[bytes], chunks: Sequence[Sequence[bytes]]) -> bytes:
-    """Each family's header followed by every part's chunk of that family, in part order."""
-    return b"".join(header + b"".join(c[i] for c in chunks) for i, header in enumerate(headers))
+def _join_parts(headers: Sequence[bytes], chunks: Sequence[Sequence[bytes]]) -> list[bytes]:
+    """Each family's header followed by every part's chunk of that family, in part order (references to
+    the cached chunks, joined once into the exposition)."""
+    pieces: list[bytes] = []
+    for i, header in enumerate(headers):
+        pieces.append(header)
+        pieces.extend(c[i] for c in chunks)
+    return pieces
 
 
 def _render_part(inputs: tuple, metrics: Sequence[Metric], headers: Sequence[bytes],
