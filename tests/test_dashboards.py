@@ -21,7 +21,7 @@ import pytest
 import yaml
 from promql_parser import Call, MatrixSelector, VectorSelector, parse, walk
 
-from support.stack import free_port, http_get, shorten_for, start_process, wait_until
+from support.stack import free_port, http_get, shorten_for, start_process, start_serve, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 GRAFANA = REPO / "grafana"
@@ -340,7 +340,8 @@ def prometheus(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("dashboards-e2e")
     procs = []
     try:
-        exporter_port = _start_exporter(workdir, procs)
+        exporter_port = start_serve("demo", workdir, procs,
+                                    ["--cloud-poll-interval", "5s", "--eni-census-interval", "5s"])
         prom_port = _start_prometheus(workdir, exporter_port, procs)
         api = PrometheusAPI(prom_port)
         # Every source has succeeded once (the demo throttles the first ENI census), and each success was
@@ -355,42 +356,6 @@ def prometheus(tmp_path_factory):
     finally:
         for proc in reversed(procs):
             proc.stop()
-
-
-def _exporter_argv() -> list[str]:
-    return [sys.executable, "-m", "terway_exporter"]
-
-
-def _start_exporter(workdir: Path, procs: list) -> int:
-    kubeconfig = workdir / "kubeconfig"
-    sim = start_process("simulate", [*_exporter_argv(), "simulate", "--scenario", "demo",
-                                     "--kubeconfig-out", str(kubeconfig)], workdir)
-    procs.append(sim)
-
-    def cloud_url() -> str | None:
-        if sim.popen.poll() is not None:
-            raise RuntimeError(f"simulate exited with {sim.popen.returncode}:\n{sim.log()[-3000:]}")
-        match = re.search(r"^cloud APIs:\s*(\S+)", sim.log(), re.M)
-        return match.group(1) if match and (workdir / "exporter.env").exists() else None
-
-    url = wait_until(cloud_url, 60, "the simulator's endpoints")
-    env = dict(re.findall(r"^export (\w+)=(.*)$", (workdir / "exporter.env").read_text(), re.M))
-    port = free_port()
-    serve = start_process("serve", [
-        *_exporter_argv(), "serve", "--listen-address", f"127.0.0.1:{port}", "--kubeconfig", str(kubeconfig),
-        "--ecs-endpoint", url, "--vpc-endpoint", url, "--quotas-endpoint", url,
-        "--region", env["ALIBABA_CLOUD_REGION_ID"],
-        "--cloud-poll-interval", "5s", "--eni-census-interval", "5s",
-    ], workdir, env=env)
-    procs.append(serve)
-
-    def ready() -> bool:
-        if serve.popen.poll() is not None:
-            raise RuntimeError(f"serve exited with {serve.popen.returncode}:\n{serve.log()[-3000:]}")
-        return http_get(f"http://127.0.0.1:{port}/readyz", timeout=2)[0] == 200
-
-    wait_until(ready, 90, "the exporter to be ready")
-    return port
 
 
 def _start_prometheus(workdir: Path, exporter_port: int, procs: list) -> int:

@@ -81,6 +81,13 @@ async def test_endpoints_and_negotiation():
                 assert "cloud_vswitches" in await r.text()
             hub.report(SourceStatus("cloud_vswitches", up=False, error="Forbidden.RAM"))
             async with session.get(f"{base}/readyz") as r:
+                # every source tried, but /metrics still serves an exposition rendered before that
+                assert r.status == 503
+                assert "rendering" in await r.text()
+            assert hub.first_sync_done.is_set()  # wakes the render loop out of its pacing pause
+            exposition = renderer.render(hub.state(), 2)
+            current["exposition"] = exposition
+            async with session.get(f"{base}/readyz") as r:
                 assert r.status == 200  # attempted, even if failed: serve what says it is broken
             async with session.get(f"{base}/metrics", headers={"Accept-Encoding": "identity"}) as r:
                 assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from support.stack import start_demo, wait_until
+from support.stack import start_demo, start_serve, wait_until
 
 pytestmark = pytest.mark.slow  # a demo process (tests/test_negotiation.py covers negotiation in-process)
 
@@ -44,3 +44,20 @@ def test_openmetrics_follows_the_first_request_without_formatting_on_the_request
     finally:
         proc.stop()
     assert "Traceback" not in proc.log()
+
+
+def test_readyz_waits_for_an_exposition_of_the_complete_first_sync(tmp_path):
+    # A long render interval: the render loop pauses 30 s after each render. /readyz once turned 200 as soon
+    # as every source had tried once, while /metrics still served the render made before the last of them
+    # (at 5,000 nodes, 8 s without any cloud family). Ready must mean /metrics shows what the first sync read.
+    procs: list = []
+    try:
+        port = start_serve("healthy", tmp_path, procs, ["--render-interval", "30s"])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        up = {line.split('"')[1] for line in text.splitlines() if line.startswith("terway_exporter_source_up{")}
+        assert {"cloud_vswitches", "cloud_security_groups", "kube_nodes", "kube_terway_nodes"} <= up, up
+        assert "terway_vswitch_available_ip_addresses{" in text
+    finally:
+        for proc in reversed(procs):
+            proc.stop()

@@ -37,6 +37,9 @@ class SnapshotHub:
         self._not_gating: set[str] = set()  # sources /readyz does not wait for (see register)
         self.version = 0
         self.changed = asyncio.Event()
+        # Set once every source /readyz waits for has had its first try: the render loop then renders at
+        # once instead of after its pacing pause, since /readyz waits for that exposition.
+        self.first_sync_done = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counters = ExporterCounters(on_change=self.notify_threadsafe)
 
@@ -65,6 +68,8 @@ class SnapshotHub:
 
     def report(self, status: SourceStatus) -> None:
         self.sources[status.name] = replace(status, attempted=True)
+        if not self.first_sync_done.is_set() and self.ready():
+            self.first_sync_done.set()
         self._bump()
 
     def ready(self) -> bool:
@@ -76,7 +81,7 @@ class SnapshotHub:
             now=time.time() if now is None else now,
             cloud=self.cloud, kube=self.kube, sources=dict(self.sources),
             stats=self.counters.snapshot(), targets=self.targets,
-            settings=self.settings, kube_enabled=self.kube_enabled,
+            settings=self.settings, kube_enabled=self.kube_enabled, complete=self.ready(),
         )
 
     def notify_threadsafe(self) -> None:

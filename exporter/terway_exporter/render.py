@@ -92,14 +92,15 @@ class Exposition:
     openmetrics_gzip: bytes | None = None
     # Tells the renderer a scraper asked for OpenMetrics (from the next render on, both are made).
     on_openmetrics: Callable[[], None] | None = None
+    complete: bool = False  # rendered from a state in which every source had its first try (/readyz)
 
     @classmethod
     def of(cls, version: int, text: bytes, openmetrics: bytes | None = None,
-           on_openmetrics: Callable[[], None] | None = None) -> Exposition:
+           on_openmetrics: Callable[[], None] | None = None, complete: bool = False) -> Exposition:
         """Compress what was rendered (zlib releases the GIL, so scrapes go on meanwhile)."""
         return cls(version=version, rendered_at=time.time(), text=text, text_gzip=_gzip(text),
                    openmetrics=openmetrics, openmetrics_gzip=None if openmetrics is None else _gzip(openmetrics),
-                   on_openmetrics=on_openmetrics)
+                   on_openmetrics=on_openmetrics, complete=complete)
 
     def want_openmetrics(self) -> None:
         if self.on_openmetrics is not None:
@@ -172,7 +173,7 @@ class Renderer:
         if self.openmetrics_wanted:
             openmetrics = b"".join(chain.from_iterable(p.openmetrics or () for p in parts)) + _OPENMETRICS_EOF
         text = b"".join(chain.from_iterable(p.text for p in parts))
-        return Exposition.of(version, text, openmetrics, self.want_openmetrics)
+        return Exposition.of(version, text, openmetrics, self.want_openmetrics, complete=state.complete)
 
     def _render_success(self) -> _Rendered:
         """The renderer's own families, last: each collector's last run time, then whether it succeeded."""

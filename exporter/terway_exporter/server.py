@@ -175,9 +175,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    if hub.ready() and request.app[EXPOSITION_KEY]() is not None:
+    exposition = request.app[EXPOSITION_KEY]()
+    # Ready once /metrics serves what the first sync read: an exposition rendered after every source's
+    # first try, not merely every source tried (the render that follows may be a pacing pause away).
+    if exposition is not None and exposition.complete:
         return web.Response(text="ready\n")
     waiting = sorted(name for name, s in hub.sources.items() if not s.attempted)
+    if not waiting and hub.ready():
+        return web.Response(status=503, text="every source synced once; rendering them\n")
     return web.Response(status=503, text="waiting for the first sync of: " + ", ".join(waiting) + "\n")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -92,6 +93,39 @@ def start_demo(scenario: str, workdir: Path, extra: Iterable[str] = (),
         proc.stop()
         raise
     return proc, port
+
+
+def start_serve(scenario: str, workdir: Path, procs: list[Process], extra: Iterable[str] = ()) -> int:
+    """`terway-exporter simulate --scenario NAME`, then `serve` against it (the way a user runs both), each
+    appended to `procs` for the caller to stop; returns serve's port once /readyz is 200."""
+    kubeconfig = workdir / "kubeconfig"
+    sim = start_process("simulate", [*exporter_command(), "simulate", "--scenario", scenario,
+                                     "--kubeconfig-out", str(kubeconfig)], workdir)
+    procs.append(sim)
+
+    def cloud_url() -> str | None:
+        if sim.popen.poll() is not None:
+            raise RuntimeError(f"simulate exited with {sim.popen.returncode}:\n{sim.log()[-3000:]}")
+        match = re.search(r"^cloud APIs:\s*(\S+)", sim.log(), re.M)
+        return match.group(1) if match and (workdir / "exporter.env").exists() else None
+
+    url = wait_until(cloud_url, 60, "the simulator's endpoints")
+    env = dict(re.findall(r"^export (\w+)=(.*)$", (workdir / "exporter.env").read_text(), re.M))
+    port = free_port()
+    serve = start_process("serve", [
+        *exporter_command(), "serve", "--listen-address", f"127.0.0.1:{port}", "--kubeconfig", str(kubeconfig),
+        "--ecs-endpoint", url, "--vpc-endpoint", url, "--quotas-endpoint", url,
+        "--region", env["ALIBABA_CLOUD_REGION_ID"], *extra,
+    ], workdir, env=env)
+    procs.append(serve)
+
+    def ready() -> bool:
+        if serve.popen.poll() is not None:
+            raise RuntimeError(f"serve exited with {serve.popen.returncode}:\n{serve.log()[-3000:]}")
+        return http_get(f"http://127.0.0.1:{port}/readyz", timeout=2)[0] == 200
+
+    wait_until(ready, 90, "the exporter to be ready")
+    return port
 
 
 class WebhookReceiver:

@@ -60,6 +60,9 @@ class ClusterState:
     targets: CloudTargets = field(default_factory=CloudTargets)
     settings: ExporterSettings = field(default_factory=ExporterSettings)
     kube_enabled: bool = True  # False when the exporter runs without a cluster
+    # Every source /readyz waits for had its first try (SnapshotHub.ready): an exposition of this state is
+    # what /readyz promises, not one rendered halfway through the first sync.
+    complete: bool = False
 
 
 def synced(state: ClusterState, *sources: str) -> bool:
