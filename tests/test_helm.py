@@ -919,11 +919,16 @@ def code_permissions() -> set[tuple[str, str, str]]:
     from terway_exporter.sources.kube.resources import resource_specs
 
     needed: set[tuple[str, str, str]] = set()
-    # The reflectors: their calls carry the arguments (custom objects name their group and plural there).
+    # The reflectors: each lists then watches one collection path (resources.Collection).
     for spec in resource_specs(client.ApiClient(), "kube-system").values():
-        method = getattr(spec.call, "func", spec.call)  # a bound method, or a partial of one
-        needed |= _call_permissions(method.__name__, tuple(getattr(spec.call, "args", ())))
-    # Any other call anywhere in the package, found by name (writes would show up here too).
+        group, resource = _resource_of(spec.call.path)
+        needed |= {(group, resource, "list"), (group, resource, "watch")}
+    # Raw GETs anywhere in the package, by their literal path (resources.get_raw: the previous terway log).
+    raw = re.compile(r"get_raw\(\s*\w+,\s*\"([^\"]+)\"")
+    for path in (ROOT / "exporter" / "terway_exporter").rglob("*.py"):
+        for resource_path in raw.findall(path.read_text()):
+            needed.add((*_resource_of(resource_path), "get"))
+    # Any typed client call anywhere in the package, found by name (writes would show up here too).
     methods = {m[1:].removesuffix("_serialize") for cls in _api_classes().values() for m in dir(cls)
                if m.startswith("_") and m.endswith("_serialize")}
     pattern = re.compile(r"\.(\w+?)(?:_without_preload_content|_with_http_info)?\(")

@@ -192,6 +192,8 @@ class Renderer:
             self.succeeded[collector.name] = True
             return cached
         started = time.perf_counter()
+        text: Sequence[bytes]
+        openmetrics: Sequence[bytes] | None
         try:
             if collector.parts is not None:
                 text, openmetrics = self._render_parts(collector, state, want_om)
