@@ -574,6 +574,28 @@ async def test_last_good_values_survive_a_failing_api():
     assert got[("terway_eni_quota", ())] == world.eni_quota  # still the last good value
 
 
+async def test_a_poll_that_finds_the_same_publishes_the_same_objects():
+    # The renderer and the per-node views compare snapshot parts by identity: equal answers must keep the
+    # objects (each poll's new but equal instance-type limits once made all 5,000 node views stale).
+    world = healthy()
+    async with simulated_cloud(world) as sim:
+        source = source_for(world, sim.url)
+        try:
+            assert await source.poll_once()
+            first = source.sink.cloud
+            assert first.instance_types and first.vswitches
+            assert await source.poll_once()
+            assert source.sink.cloud is first  # nothing differed: nothing new published
+            vswitch = next(iter(world.vswitches.values()))
+            vswitch.available_ips = world.available_ips(vswitch) - 1  # a pod took an IP
+            assert await source.poll_once()
+            second = source.sink.cloud
+        finally:
+            source.close()
+    assert second is not first and second.vswitches != first.vswitches
+    assert second.instance_types is first.instance_types
+
+
 async def test_no_region_reports_every_poll_step_down():
     world = healthy()
     hub = SnapshotHub()

@@ -510,10 +510,12 @@ def test_node_views_are_recomputed_only_for_the_nodes_that_changed():
     crs[changed] = replace(crs[changed], nics=(NodeCRNic("eni-x", "InUse", ipv4_in_use=13, ipv4_free_valid=0),))
     second = {v.name: v for v in cached_node_views(state(replace(kube, terway_nodes=crs), cloud=G7))}
     assert [n for n in first if second[n] is not first[n]] == [changed]
-    # Each cloud poll publishes new, equal instance-type limits: the views stay.
-    repolled = replace(G7, instance_types=dict(G7.instance_types))
-    again = {v.name: v for v in cached_node_views(state(replace(kube, terway_nodes=crs), cloud=repolled))}
-    assert all(again[n] is second[n] for n in second)
+    # New instance-type limits (the cloud source publishes new ones only when they differ): every view anew.
+    bigger = replace(G7, instance_types={"ecs.g7.xlarge": InstanceTypeLimits("ecs.g7.xlarge", eni_quantity=5,
+                                                                             ips_per_eni=15)})
+    again = {v.name: v for v in cached_node_views(state(replace(kube, terway_nodes=crs), cloud=bigger))}
+    assert all(again[n] is not second[n] for n in second) and again[changed].type_eni_limit == 5
+    second = {v.name: v for v in cached_node_views(state(replace(kube, terway_nodes=crs), cloud=G7))}
     assert second[changed].ips.idle == 0 and first[changed].ips.idle == 3
     pools = json.dumps({**ENI_CONF, "min_pool_size": 2})
     reconfigured = replace(kube, terway_nodes=crs, eni_config={**kube.eni_config, "eni_conf": pools})

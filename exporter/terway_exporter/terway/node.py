@@ -366,20 +366,17 @@ def cached_node_views(state: ClusterState) -> list[NodeView]:
 # changed. The config is compared by value: effective_confs builds new EniConf objects for each snapshot.
 _VIEWS_LOCK = threading.Lock()
 _VIEWS: dict[str, tuple[tuple, EniConf | ConfigError | None, NodeView]] = {}
-_TYPES: Mapping[str, InstanceTypeLimits] = {}  # the instance types the cached views were computed with
 
 
 def _reuse_views(
     kube: KubeSnapshot, cloud: CloudSnapshot, confs: Mapping[str, EniConf | ConfigError]
 ) -> list[NodeView]:
-    global _VIEWS, _TYPES
+    global _VIEWS
     crs = kube.terway_nodes or {}
     with _VIEWS_LOCK:
-        previous, types = _VIEWS, _TYPES
-    # Each cloud poll publishes new instance-type limits, equal to the last ones nearly always: compared by
-    # identity alone they made every view stale once per poll (a 1.7 s render at 5,000 nodes, every other one).
-    if types != cloud.instance_types:
-        types = cloud.instance_types
+        previous = _VIEWS
+    # The cloud source keeps the instance types' object while a poll finds them equal (CloudSource._step).
+    types = cloud.instance_types
     fresh: dict[str, tuple[tuple, EniConf | ConfigError | None, NodeView]] = {}
     for node in managed_nodes(kube):
         cr, conf = crs.get(node.name), conf_for_node(confs, node)
@@ -392,5 +389,5 @@ def _reuse_views(
             view = node_view(node, cr, conf, cloud, legacy)
         fresh[node.name] = (inputs, conf, view)
     with _VIEWS_LOCK:
-        _VIEWS, _TYPES = fresh, types  # nodes gone from the cluster drop out here
+        _VIEWS = fresh  # nodes gone from the cluster drop out here
     return [entry[2] for entry in fresh.values()]

@@ -338,8 +338,13 @@ class CloudSource:
             error = scrub(f"{type(err).__name__}: {err}", self._signer.secrets())
             log.error("cloud step %s failed: %s", name, error)
         else:
-            self.snapshot = replace(self.snapshot, **changes)
-            self.sink.publish_cloud(self.snapshot)
+            # A field whose new value equals the old keeps the old object, and nothing new is published when
+            # every field is equal: the renderer and the per-node views compare snapshot parts by identity, and
+            # each poll's equal but new instance-type limits once made every view stale (docs/performance.md).
+            changed = {key: value for key, value in changes.items() if getattr(self.snapshot, key) != value}
+            if changed:
+                self.snapshot = replace(self.snapshot, **changed)
+                self.sink.publish_cloud(self.snapshot)
             self._report(SourceStatus(name=name, up=True, last_success=wall,
                                       last_duration=time.monotonic() - started))
             return True
