@@ -511,6 +511,24 @@ async def test_scenario_steps_apply_over_time_and_on_demand(tmp_path):
         await c.runner.cleanup()
 
 
+async def test_a_node_added_by_a_step_is_created_then(tmp_path):
+    # The API server stamps metadata.creationTimestamp when an object is created: a node that joins during a
+    # scenario is new (the exporter's terway_nodes_newest_creation_timestamp_seconds reads it), the others old.
+    data = read_scenario("healthy")
+    data["steps"] = [{"after_seconds": 3600, "set": {"add_nodes": [
+        {"name": "cn-hangzhou.192.168.0.99", "zone": "cn-hangzhou-h", "instance_type": "ecs.g7.xlarge"}]}}]
+    c = await start(tmp_path, build_world(data))
+    try:
+        stepped_at = time.time()
+        await c.control("step")
+        joined = c.sim.store.get("nodes", "cn-hangzhou.192.168.0.99")["metadata"]["creationTimestamp"]
+        old = c.sim.store.get("nodes", NODE)["metadata"]["creationTimestamp"]
+    finally:
+        await c.runner.cleanup()
+    assert joined >= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stepped_at - 1))
+    assert old < time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stepped_at - 86400))
+
+
 async def test_churn_emits_modified_events(cluster):
     api = await aio_api(cluster.kubeconfig)
     async with api:

@@ -216,7 +216,7 @@ def core_node(world: World, node: WorldNode) -> dict:
         "volumes.kubernetes.io/controller-managed-attach-detach": "true",
         **node.annotations,
     }
-    since = world.started_at - 30 * 86400
+    since = node.created_at if node.created_at is not None else world.started_at - 30 * 86400
     spec: dict[str, Any] = {"providerID": f"{world.region_id}.{node.instance_id}"}
     if not node.ready:
         spec["taints"] = [

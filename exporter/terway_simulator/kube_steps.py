@@ -177,6 +177,7 @@ def _add_node(world: World, item: dict[str, Any], now: float) -> None:
         labels=dict(item.get("labels") or {}), annotations=dict(item.get("annotations") or {}),
         min_pool_size=int(item.get("min_pool_size", 0)), max_pool_size=int(item.get("max_pool_size", 5)),
         last_sync_openapi=now, kube=dict(item.get("kube") or {}),
+        created_at=now,  # the API server stamps metadata.creationTimestamp when the kubelet registers the Node
     )
     world.nodes[name] = node
     for index in range(int(item.get("enis", 0))):

@@ -127,6 +127,7 @@ class WorldNode:
     max_pool_size: int = 5
     last_sync_openapi: float | None = None  # unix seconds; None = now at load
     ip_prefix: bool = False  # prefix-mode IPAM (Node CR spec.eni.enableIPPrefix)
+    created_at: float | None = None  # unix seconds the Node object was created; None = 30 days before start
     # Kubernetes-side extras for this node, read by the Kubernetes view (daemon pod state, ...).
     kube: dict[str, Any] = field(default_factory=dict)
 
