@@ -180,9 +180,9 @@ async def readyz(request: web.Request) -> web.Response:
     # first try, not merely every source tried (the render that follows may be a pacing pause away).
     if exposition is not None and exposition.complete:
         return web.Response(text="ready\n")
-    waiting = sorted(name for name, s in hub.sources.items() if not s.attempted)
-    if not waiting and hub.ready():
+    if hub.ready():  # the sources /readyz does not wait for (the ENI census) may still be running
         return web.Response(status=503, text="every source synced once; rendering them\n")
+    waiting = sorted(name for name, s in hub.sources.items() if not s.attempted)
     return web.Response(status=503, text="waiting for the first sync of: " + ", ".join(waiting) + "\n")
 
 
