@@ -148,6 +148,10 @@ node created in the last minutes is still booting (terway-init writes the CNI co
 sandbox failures are expected.
 # TYPE terway_nodes_newest_creation_timestamp_seconds gauge
 terway_nodes_newest_creation_timestamp_seconds 1.69e+09
+# HELP terway_node_openapi_sync_overdue_timestamp_seconds Node CR status.lastSyncOpenAPITime, only while it is over \
+24 hours old (Terway waits 12 to 24 hours between full syncs); absent otherwise. TerwayOpenAPISyncStale reads it: the \
+few overdue nodes, not every node's terway_node_last_openapi_sync_timestamp_seconds.
+# TYPE terway_node_openapi_sync_overdue_timestamp_seconds gauge
 """
 
 
@@ -201,6 +205,35 @@ def test_node_summary_counts_managed_nodes_per_zone_and_gives_the_newest_creatio
                   [node])
     assert samples(text, "terway_nodes_newest_creation_timestamp_seconds") == {}
     assert samples(text, "terway_zone_nodes") == {(("zone_id", "z2"),): 1.0}
+
+
+def test_openapi_sync_overdue_only_past_terways_longest_wait():
+    """Terway waits 12 to 24 h between a Node CR's full syncs: only a last sync older than that is published, and
+    the line follows the clock (a node crosses it with no change to its Node CR)."""
+    now = 1_700_000_100.0
+    day = 24 * 3600
+    last_sync = {
+        "every-minute": now - 60,
+        "twenty-hours": now - 20 * 3600,
+        "longest-wait": now - day,  # drew the longest interval: healthy, not overdue yet
+        "late": now - day - 47 * 60,
+        "stopped": now - 30 * 3600,
+        "go-zero-time": -62_135_596_800.0,  # status written with Go's zero time: never synced
+        "no-status": None,
+    }
+    base = cluster(1)
+    template_node, template_cr = next(iter(base.nodes.values())), next(iter(base.terway_nodes.values()))
+    kube = replace(base, nodes={n: replace(template_node, name=n) for n in last_sync},
+                   terway_nodes={n: replace(template_cr, name=n, last_sync_openapi=t) for n, t in last_sync.items()})
+    text = render(state(kube), [node])
+    overdue = by_node(text, "terway_node_openapi_sync_overdue_timestamp_seconds")
+    assert overdue == {"late": now - day - 47 * 60, "stopped": now - 30 * 3600}
+    # Every node's time is still in the per-node family the panels read.
+    assert set(by_node(text, "terway_node_last_openapi_sync_timestamp_seconds")) == set(last_sync) - {"no-status"}
+    # A minute later the node that drew the longest interval is overdue, with nothing changed in the cluster.
+    later = render(ClusterState(now=now + 60, kube=kube), [node])
+    assert set(by_node(later, "terway_node_openapi_sync_overdue_timestamp_seconds")) == {"late", "stopped",
+                                                                                          "longest-wait"}
 
 
 def test_unavailable_ips_only_while_above_zero():

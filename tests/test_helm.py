@@ -26,6 +26,8 @@ import promql_parser
 import pytest
 import yaml
 
+from terway_exporter.collectors.node import OPENAPI_SYNC_LONGEST_WAIT_SECONDS
+
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "terway-exporter"
 SYNC = ROOT / "helm" / "sync.py"
@@ -648,13 +650,27 @@ def _compared_numbers(expr: str) -> list[float]:
 def test_every_threshold_override_lands_on_its_threshold(helm_env: dict[str, str]) -> None:
     entries = thresholds()
     assert entries, "no alert has a threshold the chart can override"
-    overrides = {e["alert"]: {"threshold": 4242.5} for e in entries.values()}
+    wanted = {e["alert"]: e.get("minimum", 0) + 4242.5 for e in entries.values()}
+    overrides = {alert: {"threshold": value} for alert, value in wanted.items()}
     alerts = rendered_alerts(render(helm_env, {"prometheusRule": {"alertOverrides": overrides}}))
     for entry in entries.values():
         expr = alerts[entry["alert"]]["expr"]
         assert sync.PLACEHOLDER not in expr
-        assert 4242.5 in _compared_numbers(expr), entry["alert"]
-        assert sync.find_threshold(expr).default == 4242.5, entry["alert"]
+        assert wanted[entry["alert"]] in _compared_numbers(expr), entry["alert"]
+        assert sync.find_threshold(expr).default == wanted[entry["alert"]], entry["alert"]
+
+
+def test_a_threshold_below_what_the_alert_can_honour_is_refused(helm_env: dict[str, str]) -> None:
+    """TerwayOpenAPISyncStale reads a family that holds only nodes over the exporter's 24 h line: a lower threshold
+    would silently find nothing, so the chart says so (the --set form, a string, included)."""
+    alert = "TerwayOpenAPISyncStale"
+    entry = next(e for e in thresholds().values() if e["alert"] == alert)
+    assert entry["minimum"] == OPENAPI_SYNC_LONGEST_WAIT_SECONDS, "the chart's floor is the exporter's line"
+    error = render_error(helm_env, f"prometheusRule.alertOverrides.{alert}.threshold=43200")
+    assert f"prometheusRule.alertOverrides.{alert}.threshold: 43200 is below 86400" in error
+    assert "terway_node_openapi_sync_overdue_timestamp_seconds" in error
+    at_floor = rendered_alerts(render(helm_env, {"prometheusRule": {"alertOverrides": {alert: {"threshold": 86400}}}}))
+    assert sync.find_threshold(at_floor[alert]["expr"]).default == 86400
 
 
 def test_expr_labels_disabled_runbook_and_extra_labels(helm_env: dict[str, str]) -> None:

@@ -148,6 +148,19 @@ NEWEST_NODE = Family(
     "booting (terway-init writes the CNI config), and its pods' NetworkNotReady sandbox failures are expected.",
 )
 
+# Terway schedules a Node CR's next full sync with the cloud 12 to 24 h after the last one (nextSyncOpenAPITime =
+# now + wait.Jitter(multiIPNodeSyncPeriod, 1), syncWithAPI in pkg/controller/multi-ip/node/pool.go; the period's
+# default is 12h, types/controlplane/config_default.go, AliyunContainerService/terway v1.17.5). A last sync older
+# than the longest wait is overdue; every healthy node's is younger.
+OPENAPI_SYNC_LONGEST_WAIT_SECONDS = 24 * 3600
+SYNC_OVERDUE = Family(
+    "terway_node_openapi_sync_overdue_timestamp_seconds",
+    "Node CR status.lastSyncOpenAPITime, only while it is over 24 hours old (Terway waits 12 to 24 hours between "
+    "full syncs); absent otherwise. TerwayOpenAPISyncStale reads it: the few overdue nodes, not every node's "
+    "terway_node_last_openapi_sync_timestamp_seconds.",
+    NODE,
+)
+
 
 def node_parts(state: ClusterState) -> Parts:
     """One part per managed node, in name order. A part's input is the node's view: `cached_node_views`
@@ -211,7 +224,21 @@ def collect_node_summary(state: ClusterState) -> Iterable[Metric]:
     ]
 
 
+def collect_sync_overdue(state: ClusterState) -> Iterable[Metric]:
+    """Nodes whose last full sync is overdue, by age at `now`: a node crosses the line with no change in its
+    Node CR, so this is the one node family that follows the clock rather than the cached per-node parts."""
+    if not state.kube_enabled:
+        return []
+    cutoff = state.now - OPENAPI_SYNC_LONGEST_WAIT_SECONDS
+    return [SYNC_OVERDUE.build_rows(
+        ((view.name,), view.last_sync_openapi) for view in cached_node_views(state)
+        # Above 0: Go's zero time (-62135596800), or a status never written, is a node not synced yet.
+        if view.last_sync_openapi is not None and 0 < view.last_sync_openapi < cutoff
+    )]
+
+
 COLLECTORS = (
     Collector("terway_nodes", collect_nodes, frozenset({"kube", "cloud"}), parts=node_parts),
     Collector("terway_node_summary", collect_node_summary, frozenset({"kube", "cloud"})),
+    Collector("terway_node_sync_overdue", collect_sync_overdue, frozenset({"kube", "cloud", "now"})),
 )
