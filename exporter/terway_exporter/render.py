@@ -29,6 +29,8 @@ from itertools import chain
 from prometheus_client import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from .collectors.base import Collector
 from .collectors.exporter import collector_duration, collector_success
@@ -66,11 +68,11 @@ class _Rendered:
 
 @dataclass(frozen=True, slots=True)
 class _Part:
-    """One object's share of a per-object collector: its inputs and text per family."""
+    """One object's share of a per-object collector: its inputs and its sample lines per family, which are
+    the same bytes in the text format and in OpenMetrics (`_sample_lines`), so both variants share them."""
 
     inputs: tuple
     chunks: tuple[bytes, ...]
-    om_chunks: tuple[bytes, ...] | None = None  # the same in OpenMetrics, once wanted
 
 
 @dataclass
@@ -218,31 +220,34 @@ class Renderer:
     def _render_parts(
         self, collector: Collector, state: ClusterState, want_om: bool
     ) -> tuple[list[bytes], list[bytes] | None]:
-        """Render only the parts whose inputs changed; reuse the others' text as it is."""
+        """Render only the parts whose inputs changed; reuse the others' lines as they are."""
         assert collector.parts is not None, "only called for collectors with parts"
         parts = collector.parts(state)
         selection = self.selection
-        empties = parts.empty if selection.everything else selection.keeps_all(parts.empty)
-        if not empties:
+        kept = [i for i, family in enumerate(parts.empty) if selection.everything or selection.keeps(family)]
+        if not kept:
             return [], ([] if want_om else None)  # every family of this collector is switched off
+        empties = [parts.empty[i] for i in kept]
+        for family in empties:
+            if family.type not in _PART_TYPES:
+                raise ValueError(f"{family.name}: a per-object family must be a gauge or a counter, not {family.type}")
         cache = self._parts.setdefault(collector.name, _PartsCache())
         if cache.shared is None or cache.shared != parts.shared:
             cache.parts = {}
-        headers = [generate_latest(_Families([empty])) for empty in empties]
-        om_headers = [_openmetrics([empty]) for empty in empties] if want_om else None
         fresh: dict[str, _Part] = {}
         for key, inputs, build in parts.items:
             part = cache.parts.get(key)
-            if part is None or not same_objects(part.inputs, inputs) or (want_om and part.om_chunks is None):
-                metrics = build() if selection.everything else selection.keeps_all(build())
-                part = _render_part(inputs, metrics, headers, om_headers)
+            if part is None or not same_objects(part.inputs, inputs):
+                samples = build()
+                label_text: dict[int, str] = {}  # the part's families share one labels dict: format it once
+                part = _Part(inputs=inputs, chunks=tuple(_sample_lines(samples[i], label_text) for i in kept))
             fresh[key] = part
         cache.shared, cache.parts = parts.shared, fresh  # objects gone from the state drop out here
-        text = _join_parts(headers, [p.chunks for p in fresh.values()])
-        if om_headers is None:
+        chunks = [p.chunks for p in fresh.values()]
+        text = _join_parts([generate_latest(_Families([empty])) for empty in empties], chunks)
+        if not want_om:
             return text, None
-        # Every part has its OpenMetrics chunks when want_om (re-rendered above when missing).
-        return text, _join_parts(om_headers, [p.om_chunks for p in fresh.values() if p.om_chunks is not None])
+        return text, _join_parts([_openmetrics([empty]) for empty in empties], chunks)
 
 
 def _join_parts(headers: Sequence[bytes], chunks: Sequence[Sequence[bytes]]) -> list[bytes]:
@@ -255,21 +260,34 @@ def _join_parts(headers: Sequence[bytes], chunks: Sequence[Sequence[bytes]]) -> 
     return pieces
 
 
-def _render_part(inputs: tuple, metrics: Sequence[Metric], headers: Sequence[bytes],
-                 om_headers: Sequence[bytes] | None) -> _Part:
-    """Format one object's metrics once per variant; the metrics themselves are not kept."""
-    chunks = _cut(generate_latest(_Families(metrics)), headers)
-    om_chunks = None if om_headers is None else _cut(_openmetrics(metrics), om_headers)
-    return _Part(inputs=inputs, chunks=chunks, om_chunks=om_chunks)
+# The per-object families' sample lines are formatted here rather than by prometheus_client, whose formatters
+# rebuild each family's header and validate every name for each object (two thirds of a first render of 10,000
+# nodes, docs/performance.md). For a gauge's or a counter's samples without timestamp or exemplar both of its
+# formats write the same line, `name{label="value",...} value`, labels sorted by name, values escaped as below;
+# tests/test_render_parts.py holds the result to prometheus_client's bytes in both formats.
+_PART_TYPES = frozenset({"gauge", "counter"})
 
 
-def _cut(text: bytes, headers: Sequence[bytes]) -> tuple[bytes, ...]:
-    """Cut one object's text into per-family chunks, headers removed."""
-    chunks, position = [], 0
-    for index, header in enumerate(headers):
-        if not text.startswith(header, position):
-            raise ValueError(f"part metrics do not follow the families' order at {header[:60]!r}")
-        start = position + len(header)
-        position = text.find(headers[index + 1], start) if index + 1 < len(headers) else len(text)
-        chunks.append(text[start:position])
-    return tuple(chunks)
+def _sample_lines(samples: Sequence[Sample], label_text: dict[int, str]) -> bytes:
+    """The lines of `samples`; `label_text` keeps each labels dict's text by id while those dicts live."""
+    lines = []
+    for sample in samples:
+        if sample.timestamp is not None or sample.exemplar is not None or sample.native_histogram is not None:
+            raise ValueError(f"{sample.name}: per-object samples carry no timestamp, exemplar or native histogram")
+        labels = sample.labels
+        if labels:
+            text = label_text.get(id(labels))
+            if text is None:
+                text = label_text[id(labels)] = "{" + ",".join(
+                    f'{name}="{_escape_label_value(value)}"' for name, value in sorted(labels.items())) + "}"
+            lines.append(f"{sample.name}{text} {floatToGoString(sample.value)}\n")
+        else:
+            lines.append(f"{sample.name} {floatToGoString(sample.value)}\n")
+    return "".join(lines).encode()
+
+
+def _escape_label_value(value: str) -> str:
+    # The exposition formats escape exactly these three in label values.
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Metric
+from prometheus_client.samples import Sample
 
 from ..model.state import ClusterState
 
@@ -30,9 +31,10 @@ class Parts:
 
     shared: tuple  # compared by ==
     empty: tuple[Metric, ...]  # the families, without samples, in exposition order
-    # (key, inputs compared by identity, build) in exposition order; build() returns one
-    # metric per family of `empty`, in that order, holding only this object's samples.
-    items: Sequence[tuple[str, tuple, Callable[[], Sequence[Metric]]]]
+    # (key, inputs compared by identity, build) in exposition order; build() returns, for each family of
+    # `empty` in that order, this object's samples of it. The families are gauges or counters, their samples
+    # without timestamp or exemplar: the renderer formats these lines itself (render.py: _sample_lines).
+    items: Sequence[tuple[str, tuple, Callable[[], Sequence[Sequence[Sample]]]]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 
 from prometheus_client import Metric
+from prometheus_client.samples import Sample
 
 from ..model.state import ClusterState
 from ..terway.node import IPAM_LEGACY, IPAM_PREFIX, NodeView, cached_node_views
@@ -167,7 +168,7 @@ def node_parts(state: ClusterState) -> Parts:
     keeps a node's view object while nothing it reads changed, so only changed nodes re-render."""
     if not state.kube_enabled:
         return Parts(shared=(), empty=(), items=())
-    items = [(view.name, (view,), partial(_node_metrics, view)) for view in cached_node_views(state)]
+    items = [(view.name, (view,), partial(_node_samples, view)) for view in cached_node_views(state)]
     return Parts(shared=(), empty=tuple(family.build() for family in FAMILIES), items=items)
 
 
@@ -175,26 +176,26 @@ def collect_nodes(state: ClusterState) -> Iterable[Metric]:
     parts = node_parts(state)
     merged = [metric.samples for metric in parts.empty]
     for _, _, build in parts.items:
-        for samples, metric in zip(merged, build(), strict=True):  # _node_metrics: one metric per family
-            samples.extend(metric.samples)
+        for samples, node_samples in zip(merged, build(), strict=True):  # one list per family
+            samples.extend(node_samples)
     return list(parts.empty)
 
 
-def _node_metrics(view: NodeView) -> list[Metric]:
-    """This node's samples, one metric per family of FAMILIES."""
+def _node_samples(view: NodeView) -> list[list[Sample]]:
+    """This node's samples, one list per family of FAMILIES."""
     labels = {"node": view.name}  # shared by all of this node's single-label samples
     info = [INFO.sample({"node": view.name, "instance_id": view.instance_id, "instance_type": view.instance_type,
                          "zone_id": view.zone_id, "ipam_mode": view.ipam_mode}, 1.0)]
-    ips: list = []
+    ips: list[Sample] = []
     _ip_samples(view, ips)
-    metrics = [_metric(INFO, info), _metric(IPS, ips)]
+    out = [info, ips]
     for family, value_of in PER_NODE:
         value = value_of(view)
-        metrics.append(_metric(family, [] if value is None else [family.sample(labels, float(value))]))
-    return metrics
+        out.append([] if value is None else [family.sample(labels, float(value))])
+    return out
 
 
-def _ip_samples(view: NodeView, out: list) -> None:
+def _ip_samples(view: NodeView, out: list[Sample]) -> None:
     counts = view.ips
     if counts is None:
         return
@@ -204,12 +205,6 @@ def _ip_samples(view: NodeView, out: list) -> None:
     for state, value in zip(IP_STATES, (counts.in_use, counts.idle, counts.unavailable), strict=True):
         if value or state in ALWAYS_SHOWN_IP_STATES:
             out.append(IPS.sample({"node": view.name, "state": state}, float(value)))
-
-
-def _metric(family: Family, samples: list) -> Metric:
-    metric = family.build()
-    metric.samples = samples
-    return metric
 
 
 def collect_node_summary(state: ClusterState) -> Iterable[Metric]:
