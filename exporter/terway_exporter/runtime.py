@@ -25,7 +25,7 @@ from .config import ConfigError, Options
 from .findings import evaluate, report_context
 from .findings.html import status_page
 from .hub import SnapshotHub
-from .memory import release_freed_memory
+from .memory import freeze_survivors, release_freed_memory
 from .model.state import ClusterState, ExporterSettings
 from .render import Exposition, Renderer
 from .selection import FamilySelection
@@ -188,7 +188,7 @@ class Runtime:
                                                                                   version, tick)
             if _large_change(state) != trimmed_after:
                 trimmed_after = _large_change(state)
-                await asyncio.to_thread(release_freed_memory)
+                await asyncio.to_thread(_settle_heap)
             # Coalesce bursts of changes into one render, and keep rendering to about
             # 1/RENDER_PACING of the time however large the cluster: a render that took
             # 0.2 s is followed by at least 6 s of serving. `took` is the CPU time of the render's own
@@ -222,6 +222,12 @@ class Runtime:
             log.exception("could not judge the findings for the status page")
             page = None
         return exposition, page
+
+
+def _settle_heap() -> None:
+    """After a large change: freeze what survived it for the cyclic collector, then return the freed pages."""
+    freeze_survivors()
+    release_freed_memory()
 
 
 def _large_change(state: ClusterState) -> tuple:
