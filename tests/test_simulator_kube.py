@@ -200,6 +200,42 @@ async def test_paged_list_returns_every_pod_once(cluster):
     assert len(versions) == 1 and pages == 8
 
 
+async def test_label_selected_pages_are_the_full_list_filtered(cluster):
+    """Application pods a label selector or namespace refuses are skipped unbuilt; the pages, continue tokens and
+    watch's initial events must be as if every pod had been built and tested."""
+    v1 = sync_client.CoreV1Api(cluster.sync_api())
+    every = (await asyncio.to_thread(v1.list_pod_for_all_namespaces)).items
+    app = next(p.metadata.labels["app"] for p in every if {"app", "pod-template-hash"} <= p.metadata.labels.keys())
+
+    def key(pod) -> str:
+        return f"{pod.metadata.namespace}/{pod.metadata.name}"
+
+    async def paged(call, **kw) -> list[str]:
+        names, token = [], None
+        while True:
+            page = await asyncio.to_thread(call, limit=3, _continue=token, **kw)
+            names += [key(p) for p in page.items]
+            token = page.metadata._continue
+            if not token:
+                return names
+
+    for selector, wanted in ((f"app={app}", lambda p: p.metadata.labels.get("app") == app),
+                             ("app!=terway-eniip", lambda p: p.metadata.labels.get("app") != "terway-eniip"),
+                             ("pod-template-hash", lambda p: "pod-template-hash" in p.metadata.labels)):
+        expected = [key(p) for p in every if wanted(p)]
+        assert expected and await paged(v1.list_pod_for_all_namespaces, label_selector=selector) == expected
+    in_default = [key(p) for p in every if p.metadata.namespace == "default"]
+    assert in_default and await paged(v1.list_namespaced_pod, namespace="default") == in_default
+    api = await aio_api(cluster.kubeconfig)
+    async with api:
+        core = aio_client.CoreV1Api(api)
+        async with aio_watch.Watch().stream(core.list_namespaced_pod, "default", label_selector=f"app={app}",
+                                            timeout_seconds=1) as stream:
+            added = [key(event["object"]) async for event in stream if event["type"] == "ADDED"]
+    assert added and added == [key(p) for p in every
+                               if p.metadata.namespace == "default" and p.metadata.labels.get("app") == app]
+
+
 async def test_label_and_field_selectors(tmp_path):
     c = await start(tmp_path, load_world("stuck-vswitch-exhausted"))
     try:

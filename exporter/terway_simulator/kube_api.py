@@ -205,11 +205,22 @@ class KubeApi:
         return labels, fields
 
     def _matcher(self, req: _Request, labels: Selector, fields: Selector):
-        def match(obj: dict) -> bool:
+        def match(obj: dict | None) -> bool:
+            if obj is None:  # an application pod refused by `_prefilter` without being built
+                return False
             if req.namespace is not None and obj["metadata"].get("namespace") != req.namespace:
                 return False
             return matches_labels(labels, obj) and matches_fields(fields, obj)
         return match
+
+    @staticmethod
+    def _prefilter(req: _Request, labels: Selector):
+        """The namespace and label part of `_matcher`, for an application pod not built yet."""
+        def keep(namespace: str, pod_labels: dict[str, str]) -> bool:
+            if req.namespace is not None and namespace != req.namespace:
+                return False
+            return matches_labels(labels, {"metadata": {"labels": pod_labels}})
+        return keep
 
     def _list(self, request: web.Request, req: _Request) -> web.Response:
         labels, fields = self._selectors(request, req)
@@ -228,12 +239,13 @@ class KubeApi:
         strip = req.resource not in CRD_RESOURCES  # built-in lists carry no kind/apiVersion per item
         items: list[dict[str, Any]] = []
         position, more = start, False
-        for obj in self.sim.objects(req.resource, fields, start):
+        for obj in self.sim.objects(req.resource, fields, start, self._prefilter(req, labels)):
             if limit and len(items) >= limit:
                 more = True
                 break
             position += 1
             if match(obj):
+                assert obj is not None  # match() refuses None
                 if strip:
                     obj = {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
                 items.append(obj)
@@ -262,7 +274,8 @@ class KubeApi:
         initial: list[tuple[str, dict]] = []
         # Nothing below awaits until the queue is subscribed: no change can fall between replay and live events.
         if rv_param in ("", "0"):
-            initial = [("ADDED", o) for o in self.sim.objects(req.resource, fields) if match(o)]
+            initial = [("ADDED", o) for o in self.sim.objects(req.resource, fields, 0, self._prefilter(req, labels))
+                       if o is not None and match(o)]
             backlog = []
         else:
             try:

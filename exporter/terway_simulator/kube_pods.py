@@ -374,9 +374,16 @@ def app_pod(world: World, node: WorldNode, pod_id: str, ip: str, churn: int = 0)
     return pod
 
 
+def shell_labels(name: str) -> dict[str, str]:
+    """The labels of an application pod named `name` (a Deployment's: app and pod-template-hash)."""
+    app = name.rsplit("-", 2)[0] if name.count("-") >= 2 else name
+    return {"app": app, "pod-template-hash": short_hash(app, 10)}
+
+
 def _app_shell(world: World, namespace: str, name: str, node: WorldNode | None, created: float, statuses: list,
                phase: str, ready: bool, ip: str, sandbox: bool = True) -> dict:
-    app = name.rsplit("-", 2)[0] if name.count("-") >= 2 else name
+    labels = shell_labels(name)
+    app = labels["app"]
     status: dict[str, Any] = {"phase": phase, "qosClass": "BestEffort"}
     if node is not None:
         status.update({
@@ -393,8 +400,8 @@ def _app_shell(world: World, namespace: str, name: str, node: WorldNode | None, 
         spec["nodeName"] = node.name
     return {
         "kind": "Pod", "apiVersion": "v1",
-        "metadata": _meta(world, namespace, name, {"app": app, "pod-template-hash": short_hash(app, 10)},
-                          world.started_at - created, ("ReplicaSet", f"{app}-{short_hash(app, 10)}")),
+        "metadata": _meta(world, namespace, name, labels, world.started_at - created,
+                          ("ReplicaSet", f"{app}-{labels['pod-template-hash']}")),
         "spec": spec, "status": status,
     }
 

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import kube_objects as ko
@@ -194,8 +194,11 @@ class KubeSimulator:
 
     # ------------------------------------------------------------------ reading
 
-    def app_pods(self, node_name: str | None = None, start: int = 0) -> Iterator[dict]:
-        """Application pods in a stable order, from position `start`; `node_name` limits to one node."""
+    def app_pods(self, node_name: str | None = None, start: int = 0,
+                 keep: Callable[[str, dict[str, str]], bool] | None = None) -> Iterator[dict | None]:
+        """Application pods in a stable order, from position `start`; `node_name` limits to one node. A pod whose
+        namespace and labels `keep` refuses is None, not built: a list by label selector (the Terway daemon's
+        pods) would otherwise build every application pod of the cluster to drop each one."""
         position = 0
         nodes = [self.world.nodes[node_name]] if node_name in self.world.nodes else (
             [] if node_name else self.world.nodes.values())
@@ -206,13 +209,19 @@ class KubeSimulator:
                 continue
             for pod_id, ip in entries:
                 if position >= start:
-                    obj = kp.app_pod(self.world, node, pod_id, ip, self._app_churn.get(pod_id, 0))
-                    obj["metadata"]["resourceVersion"] = str(self._app_rv.get(pod_id, self._app_base_rv))
-                    yield obj
+                    namespace, _, name = pod_id.partition("/")
+                    if keep is not None and not keep(namespace, kp.shell_labels(name)):
+                        yield None
+                    else:
+                        obj = kp.app_pod(self.world, node, pod_id, ip, self._app_churn.get(pod_id, 0))
+                        obj["metadata"]["resourceVersion"] = str(self._app_rv.get(pod_id, self._app_base_rv))
+                        yield obj
                 position += 1
 
-    def objects(self, resource: str, field_sel: Selector, start: int = 0) -> Iterator[dict]:
-        """Every object of a resource in list order, from position `start` (continue tokens count positions)."""
+    def objects(self, resource: str, field_sel: Selector, start: int = 0,
+                keep: Callable[[str, dict[str, str]], bool] | None = None) -> Iterator[dict | None]:
+        """Every object of a resource in list order, from position `start` (continue tokens count positions);
+        None for an application pod `keep` refuses by namespace and labels (see app_pods)."""
         stored = self.store.items(resource)
         count = self.store.count(resource)
         if start < count:
@@ -220,7 +229,7 @@ class KubeSimulator:
                 if index >= start:
                     yield obj
         if resource == "pods" and field_sel.value_of("status.phase") in (None, "Running"):
-            yield from self.app_pods(field_sel.value_of("spec.nodeName"), max(start - count, 0))
+            yield from self.app_pods(field_sel.value_of("spec.nodeName"), max(start - count, 0), keep)
 
     def find(self, resource: str, key: str) -> dict | None:
         obj = self.store.get(resource, key)
@@ -228,7 +237,7 @@ class KubeSimulator:
             for node_name, entries in self._app_index.items():
                 if any(pod_id == key for pod_id, _ in entries):
                     return next(p for p in self.app_pods(node_name)
-                                if f"{p['metadata']['namespace']}/{p['metadata']['name']}" == key)
+                                if p is not None and f"{p['metadata']['namespace']}/{p['metadata']['name']}" == key)
         return obj
 
     def resource_available(self, resource: str) -> bool:
