@@ -122,3 +122,49 @@ def test_survivors_are_frozen_and_a_cycle_frozen_then_dropped_is_collected_at_th
     result = subprocess.run([sys.executable, "-c", FREEZE_CHECK], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok ")
+
+
+GC_PAUSE_CHECK = """
+import asyncio, gc, os, socket, time
+from terway_exporter.config import resolve
+from terway_exporter.runtime import Runtime
+
+async def until(condition, what):
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
+
+async def serve(endpoint, env):
+    flags = {"no_kubernetes": True, "region": "cn-hangzhou", "ecs_endpoint": endpoint, "vpc_endpoint": endpoint,
+             "quotas_endpoint": endpoint, "log_level": "error"}
+    runtime, stop = Runtime(resolve("serve", flags, env)), asyncio.Event()
+    task = asyncio.create_task(runtime.serve("127.0.0.1", 0, stop=stop))
+    return runtime, stop, task
+
+async def main():
+    # A cloud endpoint that accepts and never answers: the first sync stays incomplete.
+    silent = socket.socket(); silent.bind(("127.0.0.1", 0)); silent.listen(16)
+    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIexample", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "example"}
+    runtime, stop, task = await serve(f"127.0.0.1:{silent.getsockname()[1]}", env)
+    await until(lambda: runtime.holder.current is not None, "a first render")
+    assert not runtime.holder.current.complete and not gc.isenabled(), "paused while the first sync runs"
+    stop.set(); await task
+    assert gc.isenabled(), "a stop before the first sync was complete switches it back on"
+    # No credentials: the cloud source fails at once, which completes the first sync.
+    runtime, stop, task = await serve("127.0.0.1:9", {})
+    await until(lambda: runtime.holder.current is not None and runtime.holder.current.complete, "a complete render")
+    await until(gc.isenabled, "the collector back on after the complete render")
+    assert gc.get_freeze_count() > 0, "the survivors frozen when it came back"
+    stop.set(); await task
+    print("ok")
+
+asyncio.run(main())
+"""
+
+
+def test_the_cyclic_gc_is_paused_for_the_first_sync_only():
+    result = subprocess.run([sys.executable, "-c", GC_PAUSE_CHECK], capture_output=True, text=True, timeout=120,
+                            env={k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_", "TERWAY_"))})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"

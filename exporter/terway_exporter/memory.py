@@ -76,3 +76,25 @@ def freeze_survivors() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def pause_cyclic_gc() -> bool:
+    """Switch the cyclic collector's automatic runs off for the first sync; True when this switched them off
+    (False when they already were: the embedding program's choice stays).
+
+    The first lists parse the whole cluster into long-lived projections: JSON is acyclic and freed by reference
+    counting, but every list page triggers the collector, and each run of its oldest generation walks the growing
+    heap again (at 10,000 nodes about 3 s of the start's 10 s of CPU, most of it for nothing). The caller
+    resumes them with `resume_cyclic_gc` once the first sync is complete, or after a bounded wait.
+    """
+    if not gc.isenabled():
+        return False
+    gc.disable()
+    return True
+
+
+def resume_cyclic_gc() -> None:
+    """Collect what the pause left and freeze the survivors (`freeze_survivors`), then switch the automatic
+    runs back on."""
+    freeze_survivors()
+    gc.enable()

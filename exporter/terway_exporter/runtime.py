@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -25,7 +26,7 @@ from .config import ConfigError, Options
 from .findings import evaluate, report_context
 from .findings.html import status_page
 from .hub import SnapshotHub
-from .memory import freeze_survivors, release_freed_memory
+from .memory import freeze_survivors, pause_cyclic_gc, release_freed_memory, resume_cyclic_gc
 from .model.state import ClusterState, ExporterSettings
 from .render import Exposition, Renderer
 from .selection import FamilySelection
@@ -53,6 +54,9 @@ MAX_RENDER_PAUSE = 10.0
 GIL_SWITCH_INTERVAL = 0.001
 # Longest wait for the cluster's first list before the first cloud poll (see wait_for_kube_first_sync).
 KUBE_FIRST_SYNC_WAIT = 60.0
+# The cyclic GC is off until the first complete render, and never longer than this (memory.pause_cyclic_gc):
+# a cluster that cannot be listed must not leave it off.
+CYCLIC_GC_PAUSE_LIMIT = 120.0
 # Longest wait for the tasks to end after a stop; SIGTERM must end the process within 10 s.
 SHUTDOWN_GRACE = 5.0
 
@@ -171,8 +175,17 @@ class Runtime:
         await self.cloud_source.run()
 
     async def _render_loop(self) -> None:
+        gc_paused = pause_cyclic_gc()
+        try:
+            await self._render_forever(gc_paused)
+        finally:
+            if gc_paused and not gc.isenabled():  # stopped before the first sync was complete
+                gc.enable()
+
+    async def _render_forever(self, gc_paused: bool) -> None:
         interval = self.options.render_interval
-        tick, last_tick = 0, time.monotonic()
+        started = last_tick = time.monotonic()
+        tick = 0
         trimmed_after: tuple = ()
         while True:
             # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that arrives
@@ -186,9 +199,11 @@ class Runtime:
             state, version = self.hub.state(), self.hub.version
             self.holder.current, self.holder.page, took = await asyncio.to_thread(self._timed_render, state,
                                                                                   version, tick)
-            if _large_change(state) != trimmed_after:
+            resume_gc = gc_paused and (state.complete or time.monotonic() - started > CYCLIC_GC_PAUSE_LIMIT)
+            if resume_gc or _large_change(state) != trimmed_after:
                 trimmed_after = _large_change(state)
-                await asyncio.to_thread(_settle_heap)
+                await asyncio.to_thread(_settle_heap, resume_gc)
+                gc_paused = gc_paused and not resume_gc
             # Coalesce bursts of changes into one render, and keep rendering to about
             # 1/RENDER_PACING of the time however large the cluster: a render that took
             # 0.2 s is followed by at least 6 s of serving. `took` is the CPU time of the render's own
@@ -224,9 +239,13 @@ class Runtime:
         return exposition, page
 
 
-def _settle_heap() -> None:
-    """After a large change: freeze what survived it for the cyclic collector, then return the freed pages."""
-    freeze_survivors()
+def _settle_heap(resume_gc: bool) -> None:
+    """After a large change: freeze what survived it for the cyclic collector (and switch its automatic runs back
+    on after the first sync, `resume_gc`), then return the freed pages to the OS."""
+    if resume_gc:
+        resume_cyclic_gc()
+    else:
+        freeze_survivors()
     release_freed_memory()
 
 
