@@ -671,6 +671,12 @@ def test_a_threshold_below_what_the_alert_can_honour_is_refused(helm_env: dict[s
     assert "terway_node_openapi_sync_overdue_timestamp_seconds" in error
     at_floor = rendered_alerts(render(helm_env, {"prometheusRule": {"alertOverrides": {alert: {"threshold": 86400}}}}))
     assert sync.find_threshold(at_floor[alert]["expr"]).default == 86400
+    # The threshold is not used when the expression is replaced or the alert is off: nothing to refuse.
+    own = "time() - terway_node_last_openapi_sync_timestamp_seconds > 14 * 3600"
+    for extra in ({"expr": own}, {"disabled": True}):
+        alerts = rendered_alerts(render(helm_env, {"prometheusRule": {"alertOverrides": {
+            alert: {"threshold": 43200, **extra}}}}))
+        assert alerts.get(alert, {}).get("expr", own) == own
 
 
 def test_expr_labels_disabled_runbook_and_extra_labels(helm_env: dict[str, str]) -> None:

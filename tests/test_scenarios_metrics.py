@@ -160,6 +160,9 @@ def sync_stale(s: list[Sample]) -> None:
     import time
     oldest = min(value(s, "terway_node_last_openapi_sync_timestamp_seconds"))
     assert time.time() - oldest > 24 * 3600
+    # The one node 30 h behind is the one overdue node (the other two synced at the scenario's start).
+    overdue = [(labels["node"], v) for n, labels, v in s if n == "terway_node_openapi_sync_overdue_timestamp_seconds"]
+    assert overdue == [("cn-hangzhou.192.168.16.10", oldest)]
 
 
 def legacy(s: list[Sample]) -> None:

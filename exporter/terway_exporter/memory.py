@@ -1,5 +1,6 @@
-"""Give the heap that large, short-lived allocations freed back to the operating system, and keep glibc
-from spreading it over many arenas.
+"""Give the heap that large, short-lived allocations freed back to the operating system, keep glibc
+from spreading it over many arenas, and keep the cyclic garbage collector off the long-lived heap
+(`pause_cyclic_gc`, `resume_cyclic_gc`, `freeze_survivors`: see their docstrings).
 
 The first full list of the cluster and each ENI census parse hundreds of MB of JSON that is
 freed moments later; glibc keeps most of those pages (in the main heap and in the arenas of

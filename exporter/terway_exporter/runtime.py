@@ -88,6 +88,8 @@ class Runtime:
     kube_source: KubeSource | None = None
     cloud_source: CloudSource = field(init=False)
     url_scheme: str = "http"  # https once serve() runs with TLS (--web.config.file)
+    # Whether the render loop switched the cyclic GC's automatic runs off and has not switched them back on.
+    _gc_paused: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         settings = ExporterSettings(leak_grace_period=self.options.leak_grace_period)
@@ -175,14 +177,18 @@ class Runtime:
         await self.cloud_source.run()
 
     async def _render_loop(self) -> None:
-        gc_paused = pause_cyclic_gc()
+        self._gc_paused = pause_cyclic_gc()
         try:
-            await self._render_forever(gc_paused)
+            await self._render_forever()
         finally:
-            if gc_paused and not gc.isenabled():  # stopped before the first sync was complete
+            if self._gc_paused:  # stopped before the first sync was complete
+                self._gc_paused = False
                 gc.enable()
+            # A process that goes on without this loop (a test, an embedding program) gets its heap back
+            # as it was: nothing stays frozen, so no cycle among what was frozen outlives it.
+            gc.unfreeze()
 
-    async def _render_forever(self, gc_paused: bool) -> None:
+    async def _render_forever(self) -> None:
         interval = self.options.render_interval
         started = last_tick = time.monotonic()
         tick = 0
@@ -199,11 +205,11 @@ class Runtime:
             state, version = self.hub.state(), self.hub.version
             self.holder.current, self.holder.page, took = await asyncio.to_thread(self._timed_render, state,
                                                                                   version, tick)
-            resume_gc = gc_paused and (state.complete or time.monotonic() - started > CYCLIC_GC_PAUSE_LIMIT)
+            resume_gc = self._gc_paused and (state.complete or time.monotonic() - started > CYCLIC_GC_PAUSE_LIMIT)
             if resume_gc or _large_change(state) != trimmed_after:
                 trimmed_after = _large_change(state)
-                await asyncio.to_thread(_settle_heap, resume_gc)
-                gc_paused = gc_paused and not resume_gc
+                await asyncio.to_thread(_settle_heap, self._gc_paused, resume_gc)
+                self._gc_paused = self._gc_paused and not resume_gc
             # Coalesce bursts of changes into one render, and keep rendering to about
             # 1/RENDER_PACING of the time however large the cluster: a render that took
             # 0.2 s is followed by at least 6 s of serving. `took` is the CPU time of the render's own
@@ -239,20 +245,22 @@ class Runtime:
         return exposition, page
 
 
-def _settle_heap(resume_gc: bool) -> None:
-    """After a large change: freeze what survived it for the cyclic collector (and switch its automatic runs back
-    on after the first sync, `resume_gc`), then return the freed pages to the OS."""
+def _settle_heap(gc_paused: bool, resume_gc: bool) -> None:
+    """After a large change: freeze what survived it for the cyclic collector, then return the freed pages to the
+    OS. While the collector is paused for the first sync nothing is collected until it resumes (`resume_gc`),
+    which collects and freezes once: a full collection per source's first success was the walk the pause saves."""
     if resume_gc:
         resume_cyclic_gc()
-    else:
+    elif not gc_paused:
         freeze_survivors()
     release_freed_memory()
 
 
 def _large_change(state: ClusterState) -> tuple:
     """Changes after which much parsing memory was just freed: a source's first success (the
-    cluster's full lists) and a new ENI census. Trimming then keeps RSS near what is live."""
-    return id(state.cloud.census), frozenset(name for name, s in state.sources.items() if s.up)
+    cluster's full lists) and a new ENI census. Trimming then keeps RSS near what is live.
+    A source that succeeded once stays counted: one that flaps is not a large change each time."""
+    return id(state.cloud.census), frozenset(n for n, s in state.sources.items() if s.last_success is not None)
 
 
 async def wait_for_kube_first_sync(hub: SnapshotHub, timeout: float = KUBE_FIRST_SYNC_WAIT) -> None:

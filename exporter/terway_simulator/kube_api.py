@@ -215,7 +215,11 @@ class KubeApi:
 
     @staticmethod
     def _prefilter(req: _Request, labels: Selector):
-        """The namespace and label part of `_matcher`, for an application pod not built yet."""
+        """The namespace and label part of `_matcher`, for an application pod not built yet (None: nothing to
+        refuse by them, so every pod is built)."""
+        if req.namespace is None and not labels:
+            return None
+
         def keep(namespace: str, pod_labels: dict[str, str]) -> bool:
             if req.namespace is not None and namespace != req.namespace:
                 return False
@@ -275,7 +279,7 @@ class KubeApi:
         # Nothing below awaits until the queue is subscribed: no change can fall between replay and live events.
         if rv_param in ("", "0"):
             initial = [("ADDED", o) for o in self.sim.objects(req.resource, fields, 0, self._prefilter(req, labels))
-                       if o is not None and match(o)]
+                       if match(o)]
             backlog = []
         else:
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard
 
 from .common import (
+    SYNC_AGE_THRESHOLDS,
     NODE,
     Context,
     Query,
@@ -85,10 +86,11 @@ def _state() -> list:
         stat_panel(
             "Time since last cloud sync",
             "Time since the Node CR's status.lastSyncOpenAPITime: when the controlplane last read this node's "
-            "ENIs from the cloud. Empty in legacy (non-CRD) IPAM mode.",
+            "ENIs from the cloud. Terway syncs every 12 to 24 hours: orange past 24 hours (overdue), red past "
+            "TerwayOpenAPISyncStale's 26 hours. Empty in legacy (non-CRD) IPAM mode and before the first sync.",
             "s",
-            Query(f"time() - {_node('terway_node_last_openapi_sync_timestamp_seconds')}", instant=True),
-            thresholds=((None, "green"), (900, "orange"), (3600, "red")),
+            Query(f"time() - ({_node('terway_node_last_openapi_sync_timestamp_seconds')} > 0)", instant=True),
+            thresholds=SYNC_AGE_THRESHOLDS,
             w=8,
         ),
         table_panel(

@@ -6,6 +6,7 @@ from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models.dashboard import ValueMap, ValueMappingResult
 
 from .common import (
+    SYNC_AGE_THRESHOLDS,
     FAILED_CALL,
     Context,
     Query,
@@ -139,14 +140,16 @@ def _daemon_and_nodes() -> list:
             bargauge_panel(
                 "Nodes with the oldest cloud sync",
                 "The ten nodes whose Node CR was synced with the cloud (status.lastSyncOpenAPITime) longest ago. "
-                "Only CRD-mode nodes have it.",
+                "Only CRD-mode nodes that synced once have it. Terway syncs every 12 to 24 hours: orange past 24 "
+                "hours (overdue), red past TerwayOpenAPISyncStale's 26 hours.",
                 "s",
                 Query(
-                    f"topk(10, time() - max {by('node')} ({sel('terway_node_last_openapi_sync_timestamp_seconds')}))",
+                    f"topk(10, time() - (max {by('node')} ({sel('terway_node_last_openapi_sync_timestamp_seconds')})"
+                    " > 0))",
                     "{{node}}",
                     instant=True,
                 ),
-                thresholds=((None, "green"), (3600, "orange"), (86400, "red")),
+                thresholds=SYNC_AGE_THRESHOLDS,
             )
         ),
         links_to_node(
