@@ -279,7 +279,7 @@ class KubeApi:
         # Nothing below awaits until the queue is subscribed: no change can fall between replay and live events.
         if rv_param in ("", "0"):
             initial = [("ADDED", o) for o in self.sim.objects(req.resource, fields, 0, self._prefilter(req, labels))
-                       if match(o)]
+                       if o is not None and match(o)]  # match refuses None too; this narrows the type
             backlog = []
         else:
             try:

@@ -38,7 +38,8 @@ CLUSTER = 'cluster=~"$cluster"'
 NODE = 'node="$node"'
 FAILED_CALL = 'code!="Success"'  # cloud API calls that returned an error code
 # Age of a Node CR's last cloud sync: Terway schedules the next 12 to 24 h after the last (wait.Jitter(12h, 1),
-# syncWithAPI in pkg/controller/multi-ip/node/pool.go), so up to 24 h is healthy; TerwayOpenAPISyncStale fires past 26 h.
+# syncWithAPI in pkg/controller/multi-ip/node/pool.go), so up to 24 h is healthy; TerwayOpenAPISyncStale fires
+# past 26 h.
 SYNC_AGE_THRESHOLDS = ((None, "green"), (24 * 3600, "orange"), (26 * 3600, "red"))
 
 PanelBuilder = cogbuilder.Builder[typing.Any]

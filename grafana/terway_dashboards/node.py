@@ -5,8 +5,8 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard
 
 from .common import (
-    SYNC_AGE_THRESHOLDS,
     NODE,
+    SYNC_AGE_THRESHOLDS,
     Context,
     Query,
     assemble,

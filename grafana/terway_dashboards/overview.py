@@ -6,8 +6,8 @@ from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models.dashboard import ValueMap, ValueMappingResult
 
 from .common import (
-    SYNC_AGE_THRESHOLDS,
     FAILED_CALL,
+    SYNC_AGE_THRESHOLDS,
     Context,
     Query,
     alert_list_panel,
