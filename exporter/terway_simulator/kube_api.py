@@ -205,26 +205,31 @@ class KubeApi:
         return labels, fields
 
     def _matcher(self, req: _Request, labels: Selector, fields: Selector):
+        in_scope = self._scope(req, labels)
+
         def match(obj: dict | None) -> bool:
             if obj is None:  # an application pod refused by `_prefilter` without being built
                 return False
-            if req.namespace is not None and obj["metadata"].get("namespace") != req.namespace:
-                return False
-            return matches_labels(labels, obj) and matches_fields(fields, obj)
+            return in_scope(obj["metadata"].get("namespace"), obj) and matches_fields(fields, obj)
         return match
 
-    @staticmethod
-    def _prefilter(req: _Request, labels: Selector):
+    def _prefilter(self, req: _Request, labels: Selector):
         """The namespace and label part of `_matcher`, for an application pod not built yet (None: nothing to
         refuse by them, so every pod is built)."""
         if req.namespace is None and not labels:
             return None
+        in_scope = self._scope(req, labels)
+        return lambda namespace, pod_labels: in_scope(namespace, {"metadata": {"labels": pod_labels}})
 
-        def keep(namespace: str, pod_labels: dict[str, str]) -> bool:
+    @staticmethod
+    def _scope(req: _Request, labels: Selector):
+        """Whether an object (or the metadata of one not built yet) is in the request's namespace and matches its
+        label selector: the one test `_matcher` and `_prefilter` share."""
+        def in_scope(namespace: str | None, obj: dict) -> bool:
             if req.namespace is not None and namespace != req.namespace:
                 return False
-            return matches_labels(labels, {"metadata": {"labels": pod_labels}})
-        return keep
+            return matches_labels(labels, obj)
+        return in_scope
 
     def _list(self, request: web.Request, req: _Request) -> web.Response:
         labels, fields = self._selectors(request, req)
